@@ -1,0 +1,79 @@
+"""Inputs and replies of the engine's commands (plain, immutable values)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from .job import Job, JobMeta
+
+PRIORITY_MIN = 0
+PRIORITY_MAX = 9
+DEFAULT_PRIORITY = 5
+MAX_ATTEMPTS_LIMIT = 100
+
+# what a worker may report about an attempt
+ACK_STATUSES = frozenset({"succeeded", "failed", "canceled", "timed_out"})
+
+ACCEPTED = "accepted"
+CONFLICT = "conflict"
+NOT_FOUND = "not_found"
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """One job to submit. ``payload`` is the producer's JSON, kept as bytes."""
+
+    job_type: str
+    payload: bytes
+    priority: int = DEFAULT_PRIORITY
+    max_attempts: int | None = None
+    lease_ms: int | None = None
+    not_before: int = 0
+    meta: JobMeta | None = None
+
+
+class SubmitReply(NamedTuple):
+    jid: int
+    state: int
+    deduplicated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """Jobs leased by one claim: ``jobs[i]`` holds ``tokens[i]`` until ``deadlines[i]``."""
+
+    jobs: list[Job]
+    tokens: list[int]
+    deadlines: list[int]
+
+
+EMPTY_GRANT = Grant([], [], [])
+
+
+@dataclass(frozen=True, slots=True)
+class AckItem:
+    """A worker's report on one attempt.
+
+    ``error`` is the worker's error object as JSON bytes (stored as sent);
+    ``retryable`` and ``retry_after_ms`` are the parts of it the engine acts on.
+    """
+
+    jid: int
+    token: int
+    status: str
+    retryable: bool = True
+    retry_after_ms: int = 0
+    error: bytes | None = None
+    output: bytes | None = None
+
+
+class AckReply(NamedTuple):
+    jid: int
+    outcome: str
+    state: int  # -1 unless accepted
+
+
+class HeartbeatReply(NamedTuple):
+    jid: int
+    deadline: int  # -1: the lease is lost

@@ -1,0 +1,465 @@
+"""The broker's deterministic state machine.
+
+Synchronous, no I/O, time passed in: given the same settings, inputs and
+clock it produces the same replies and ledger records. It drives the native
+kernels (ready queues, lease table, timer index) in batches, one kernel call
+per command where it can, and keeps one ``Job`` per live job.
+
+Every command returns ``(replies, records)``; the records are the only thing
+a store ever sees.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from .._native import LeaseTable, ReadyQueues, TimerIndex
+from ..errors import IllegalTransition, NotFound, ValidationFailed
+from . import states as S
+from .commands import (
+    ACCEPTED,
+    ACK_STATUSES,
+    CONFLICT,
+    EMPTY_GRANT,
+    MAX_ATTEMPTS_LIMIT,
+    NOT_FOUND,
+    PRIORITY_MAX,
+    PRIORITY_MIN,
+    AckItem,
+    AckReply,
+    Grant,
+    HeartbeatReply,
+    JobSpec,
+    SubmitReply,
+)
+from .interner import Interner
+from .job import Job
+from .records import Changed, Extended, Finished, Leased, Record, Submitted
+from .retry import RetryPolicy
+from .settings import EngineSettings
+
+_LEASED_MASK = 1 << S.LEASED
+
+
+class _Done(NamedTuple):
+    """A finished job, remembered so a repeated ack gets the same answer."""
+
+    tenant: int
+    token: int
+    status: str
+    state: int
+
+
+class Engine:
+    def __init__(
+        self, settings: EngineSettings | None = None, *, first_jid: int = 1, first_token: int = 1
+    ) -> None:
+        self.settings = settings or EngineSettings()
+        cfg = self.settings
+        self.tenants = Interner()
+        self.job_types = Interner()
+        self.workers = Interner()
+        self.jobs: dict[int, Job] = {}
+        self.ready = ReadyQueues()
+        self.leases = LeaseTable(first_token)
+        self.timers = TimerIndex()
+        self.retry = RetryPolicy(cfg.retry_base_ms, cfg.retry_cap_ms, cfg.retry_after_cap_ms, cfg.seed)
+        self.next_jid = first_jid
+        #: live jobs per state; terminal states count every job that ever got there
+        self.state_counts = [0] * len(S.NAMES)
+        self._recent: OrderedDict[int, _Done] = OrderedDict()
+        self._idem: dict[tuple[int, str], int] = {}
+        self._idem_final: dict[int, int] = {}  # finished keyed job -> its final state
+        self._idem_expiry: deque[tuple[int, int, str, int]] = deque()
+
+    # -- queries ------------------------------------------------------------
+    def job(self, jid: int) -> Job | None:
+        return self.jobs.get(jid)
+
+    def finished_state(self, jid: int) -> int:
+        """Final state of a recently finished job, -1 when not remembered."""
+        done = self._recent.get(jid)
+        return -1 if done is None else done.state
+
+    def next_wakeup(self) -> int:
+        """Earliest lease deadline or timer due time (ms), -1 when none."""
+        deadline = self.leases.next_deadline()
+        due = self.timers.next_due()
+        if deadline < 0:
+            return due
+        return deadline if due < 0 else min(deadline, due)
+
+    # -- commands -------------------------------------------------------------
+    def submit(
+        self, now: int, tenant: str, specs: Sequence[JobSpec]
+    ) -> tuple[list[SubmitReply], list[Record]]:
+        """Create jobs (all or nothing); a known idempotency key returns its job instead."""
+        self._check_specs(specs)
+        tid = self.tenants.id(tenant)
+        self._expire_idempotency(now)
+        cfg = self.settings
+        replies: list[SubmitReply] = []
+        created: list[Job] = []
+        ready: list[Job] = []
+        for spec in specs:
+            key = spec.meta.idempotency_key if spec.meta is not None else None
+            if key is not None:
+                known = self._idem.get((tid, key))
+                if known is not None:
+                    replies.append(SubmitReply(known, self._current_state(known), True))
+                    continue
+            jid = self.next_jid
+            self.next_jid = jid + 1
+            waits = spec.not_before > now
+            job = Job(
+                jid,
+                tid,
+                self.job_types.id(spec.job_type),
+                spec.priority,
+                spec.max_attempts or cfg.default_max_attempts,
+                spec.lease_ms or cfg.default_lease_ms,
+                now,
+                spec.not_before,
+                spec.payload,
+                spec.meta,
+                S.PENDING if waits else S.READY,
+            )
+            self.jobs[jid] = job
+            if key is not None:
+                self._idem[(tid, key)] = jid
+            if waits:
+                self.timers.add(jid, spec.not_before)
+            else:
+                ready.append(job)
+            self.state_counts[job.state] += 1
+            created.append(job)
+            replies.append(SubmitReply(jid, job.state, False))
+        if ready:
+            self.ready.push_many(
+                [job.jid for job in ready],
+                [job.tenant for job in ready],
+                [job.jtype for job in ready],
+                [job.priority for job in ready],
+            )
+        return replies, ([Submitted(now, created)] if created else [])
+
+    def claim(
+        self,
+        now: int,
+        tenant: str | None,
+        worker: str,
+        job_types: Sequence[str],
+        max_jobs: int,
+        lease_ms: int | None = None,
+    ) -> tuple[Grant, list[Record]]:
+        """Lease up to ``max_jobs`` ready jobs of ``job_types`` (all tenants when None)."""
+        if max_jobs < 0:
+            raise ValidationFailed("maxJobs must be >= 0")
+        if lease_ms is not None and not 1 <= lease_ms <= self.settings.max_lease_ms:
+            raise ValidationFailed("lease out of range")
+        tid = -1 if tenant is None else self.tenants.find(tenant)
+        types = [t for t in map(self.job_types.find, job_types) if t >= 0]
+        if (tenant is not None and tid < 0) or not types:
+            return EMPTY_GRANT, []
+        jids = self.ready.pop_many(max_jobs, types, tid)
+        if not jids:
+            return EMPTY_GRANT, []
+        jobs = self.jobs
+        granted = [jobs[jid] for jid in jids]
+        wid = self.workers.id(worker)
+        if lease_ms is not None:
+            deadline = now + lease_ms
+            tokens = self.leases.grant_many(jids, wid, deadline)
+            deadlines = [deadline] * len(jids)
+        else:
+            tokens, deadlines = self._grant_job_leases(now, granted, wid)
+        for job in granted:
+            job.state = S.LEASED
+            job.attempt += 1
+        counts = self.state_counts
+        counts[S.READY] -= len(jids)
+        counts[S.LEASED] += len(jids)
+        grant = Grant(granted, tokens, deadlines)
+        return grant, [Leased(now, worker, granted, tokens, min(deadlines))]
+
+    def heartbeat(
+        self,
+        now: int,
+        tenant: str,
+        jids: Sequence[int],
+        tokens: Sequence[int],
+        extend_ms: Sequence[int],
+        progress: Sequence[bytes | None] | None = None,
+    ) -> tuple[list[HeartbeatReply], list[Record]]:
+        """Extend leases; a stale token or another tenant's job is reported lost."""
+        if not len(jids) == len(tokens) == len(extend_ms):
+            raise ValidationFailed("heartbeat columns differ in length")
+        max_lease = self.settings.max_lease_ms
+        if any(not 1 <= ms <= max_lease for ms in extend_ms):
+            raise ValidationFailed("extendSeconds out of range")
+        tid = self.tenants.find(tenant)
+        replies: list[HeartbeatReply] = []
+        ext_jids: list[int] = []
+        ext_tokens: list[int] = []
+        ext_progress: list[bytes | None] = []
+        latest = 0
+        for i, jid in enumerate(jids):
+            job = self.jobs.get(jid)
+            deadline = now + extend_ms[i]
+            ok = (
+                job is not None
+                and job.tenant == tid
+                and self.leases.extend_many([jid], [tokens[i]], deadline)[0]
+            )
+            replies.append(HeartbeatReply(jid, deadline if ok else -1))
+            if ok:
+                ext_jids.append(jid)
+                ext_tokens.append(tokens[i])
+                ext_progress.append(progress[i] if progress is not None else None)
+                latest = max(latest, deadline)
+        records: list[Record] = []
+        if ext_jids:
+            records.append(Extended(now, ext_jids, ext_tokens, latest, ext_progress))
+        return replies, records
+
+    def ack(
+        self, now: int, tenant: str, items: Sequence[AckItem]
+    ) -> tuple[list[AckReply], list[Record]]:
+        """Apply workers' reports; a stale lease is a conflict and changes nothing."""
+        for item in items:
+            if item.status not in ACK_STATUSES:
+                raise ValidationFailed(f"unknown status {item.status!r}")
+        tid = self.tenants.find(tenant)
+        jobs = self.jobs
+        # Release every lease the batch holds in one kernel call; only the
+        # caller's own leased jobs are offered, so nothing else can change.
+        own = [
+            index
+            for index, item in enumerate(items)
+            if (job := jobs.get(item.jid)) is not None
+            and job.tenant == tid
+            and _LEASED_MASK >> job.state & 1
+        ]
+        released = self.leases.release_many(
+            [items[i].jid for i in own], [items[i].token for i in own]
+        )
+        live = {index for index, ok in zip(own, released, strict=True) if ok}
+        replies: list[AckReply] = []
+        fin = Finished(now, [], [], [], [], [], [], [])
+        for index, item in enumerate(items):
+            if index in live:
+                state = self._finish(now, jobs[item.jid], item, fin)
+                replies.append(AckReply(item.jid, ACCEPTED, state))
+            else:
+                replies.append(self._repeat_ack(tid, item))
+        return replies, ([fin] if fin.jobs else [])
+
+    def cancel(self, now: int, tenant: str, jid: int) -> tuple[int, list[Record]]:
+        """Operator cancel of one job, leased or not; its worker's ack then conflicts."""
+        tid = self.tenants.find(tenant)
+        job = self.jobs.get(jid)
+        if job is None or job.tenant != tid:
+            done = self._recent.get(jid)
+            if done is not None and done.tenant == tid:
+                raise IllegalTransition(jid, S.NAMES[done.state], "canceled")
+            raise NotFound(f"job {jid} not found")
+        self._check_move(job, S.CANCELED)
+        if job.state == S.READY:
+            self.ready.remove(jid)
+        elif job.state == S.PENDING:
+            self.timers.remove(jid)
+        elif job.state == S.LEASED:
+            job.last_token = self.leases.revoke(jid)
+            job.last_status = "canceled"
+        self._retire(now, job, S.CANCELED, job.last_token, "canceled")
+        return S.CANCELED, [Changed(now, [job], S.CANCELED, "canceled")]
+
+    def expire_leases(self, now: int, limit: int = -1) -> list[Record]:
+        """Take back leases whose deadline passed: ready again, or dead when spent."""
+        flat = self.leases.pop_expired(now, limit)
+        if not flat:
+            return []
+        fin = Finished(now, [], [], [], [], [], [], [])
+        back: list[Job] = []
+        for i in range(0, len(flat), 2):
+            job = self.jobs[flat[i]]
+            token = flat[i + 1]
+            job.last_token = token
+            job.last_status = "expired"
+            if job.attempt >= job.max_attempts:
+                self._retire(now, job, S.DEAD, token, "expired")
+            else:
+                self._move(job, S.READY)
+                back.append(job)
+            _append_finished(fin, job, token, "expired", job.state, 0, None, None)
+        if back:
+            # expired jobs were taken from the head of their queues: put them back there
+            self.ready.push_front_many(
+                [job.jid for job in back],
+                [job.tenant for job in back],
+                [job.jtype for job in back],
+                [job.priority for job in back],
+            )
+        return [fin]
+
+    def release_due(self, now: int, limit: int = -1) -> list[Record]:
+        """Make jobs whose not-before or retry backoff has passed claimable."""
+        due = self.timers.pop_due(now, limit)
+        if not due:
+            return []
+        jobs = [self.jobs[jid] for jid in due]
+        for job in jobs:
+            self._move(job, S.READY)
+        self.ready.push_many(
+            due, [j.tenant for j in jobs], [j.jtype for j in jobs], [j.priority for j in jobs]
+        )
+        return [Changed(now, jobs, S.READY, "due")]
+
+    # -- internals ------------------------------------------------------------
+    def _check_specs(self, specs: Sequence[JobSpec]) -> None:
+        problems = []
+        max_lease = self.settings.max_lease_ms
+        for index, spec in enumerate(specs):
+            if not PRIORITY_MIN <= spec.priority <= PRIORITY_MAX:
+                problems.append({"field": f"jobs[{index}].priority", "problem": "must be 0..9"})
+            if spec.max_attempts is not None and not 1 <= spec.max_attempts <= MAX_ATTEMPTS_LIMIT:
+                problems.append({"field": f"jobs[{index}].maxAttempts", "problem": "must be 1..100"})
+            if spec.lease_ms is not None and not 1 <= spec.lease_ms <= max_lease:
+                problems.append({"field": f"jobs[{index}].leaseSeconds", "problem": "out of range"})
+            if spec.not_before < 0:
+                problems.append({"field": f"jobs[{index}].notBefore", "problem": "before 1970"})
+        if problems:
+            raise ValidationFailed("invalid job submission", details=problems)
+
+    def _grant_job_leases(self, now: int, jobs: list[Job], wid: int) -> tuple[list[int], list[int]]:
+        """Lease each job for its own default duration (a claim without leaseSeconds)."""
+        tokens = [0] * len(jobs)
+        deadlines = [0] * len(jobs)
+        groups: dict[int, list[int]] = {}
+        for index, job in enumerate(jobs):
+            groups.setdefault(job.lease_ms, []).append(index)
+        for lease_ms, indexes in groups.items():
+            deadline = now + lease_ms
+            granted = self.leases.grant_many([jobs[i].jid for i in indexes], wid, deadline)
+            for index, token in zip(indexes, granted, strict=True):
+                tokens[index] = token
+                deadlines[index] = deadline
+        return tokens, deadlines
+
+    def _finish(self, now: int, job: Job, item: AckItem, fin: Finished) -> int:
+        """Apply a worker's report to a job whose lease it just gave back."""
+        status = item.status
+        job.last_token = item.token
+        job.last_status = status
+        due = 0
+        if status == "succeeded":
+            self._retire(now, job, S.SUCCEEDED, item.token, status)
+        elif status == "canceled":
+            self._retire(now, job, S.CANCELED, item.token, status)
+        elif item.retryable and job.attempt < job.max_attempts:
+            due = now + self.retry.delay(job.attempt, item.retry_after_ms)
+            self._move(job, S.PENDING)
+            self.timers.add(job.jid, due)
+        else:
+            self._retire(now, job, S.DEAD, item.token, status)
+        _append_finished(fin, job, item.token, status, job.state, due, item.error, item.output)
+        return job.state
+
+    def _repeat_ack(self, tid: int, item: AckItem) -> AckReply:
+        """Answer an ack whose lease is no longer held: a repeat, or a conflict."""
+        job = self.jobs.get(item.jid)
+        if job is not None and job.tenant == tid:
+            if job.last_token == item.token and job.last_status == item.status:
+                return AckReply(item.jid, ACCEPTED, job.state)
+            return AckReply(item.jid, CONFLICT, -1)
+        done = self._recent.get(item.jid)
+        if done is None or done.tenant != tid:
+            return AckReply(item.jid, NOT_FOUND, -1)
+        if done.token == item.token and done.status == item.status:
+            return AckReply(item.jid, ACCEPTED, done.state)
+        return AckReply(item.jid, CONFLICT, -1)
+
+    def _check_move(self, job: Job, dst: int) -> None:
+        if not S.ALLOWED[job.state] >> dst & 1:
+            raise IllegalTransition(job.jid, S.NAMES[job.state], S.NAMES[dst])
+
+    def _move(self, job: Job, dst: int) -> None:
+        self._check_move(job, dst)
+        self.state_counts[job.state] -= 1
+        self.state_counts[dst] += 1
+        job.state = dst
+
+    def _retire(self, now: int, job: Job, dst: int, token: int, status: str) -> None:
+        """Move a job to a terminal state and out of the live table."""
+        self._move(job, dst)
+        del self.jobs[job.jid]
+        recent = self._recent
+        recent[job.jid] = _Done(job.tenant, token, status, dst)
+        if len(recent) > self.settings.recent_finished:
+            recent.popitem(last=False)
+        if job.meta is not None and job.meta.idempotency_key is not None:
+            self._idem_final[job.jid] = dst
+            expire_at = now + self.settings.idempotency_retention_ms
+            self._idem_expiry.append((expire_at, job.tenant, job.meta.idempotency_key, job.jid))
+
+    def _current_state(self, jid: int) -> int:
+        job = self.jobs.get(jid)
+        return job.state if job is not None else self._idem_final[jid]
+
+    def _expire_idempotency(self, now: int) -> None:
+        expiry = self._idem_expiry
+        while expiry and expiry[0][0] <= now:
+            _, tid, key, jid = expiry.popleft()
+            if self._idem.get((tid, key)) == jid:
+                del self._idem[(tid, key)]
+            self._idem_final.pop(jid, None)
+
+    def consistency_errors(self) -> list[str]:
+        """Cross-check the job table against the kernels (a debugging and test aid; O(n))."""
+        errors = []
+        counts = [0] * len(S.NAMES)
+        for jid, job in self.jobs.items():
+            counts[job.state] += 1
+            where = {
+                "ready": jid in self.ready,
+                "leased": jid in self.leases,
+                "timer": jid in self.timers,
+            }
+            expected = {
+                "ready": job.state == S.READY,
+                "leased": job.state == S.LEASED,
+                "timer": job.state == S.PENDING,
+            }
+            if where != expected:
+                errors.append(f"job {jid} in state {S.NAMES[job.state]} but {where}")
+            if job.state in S.TERMINAL:
+                errors.append(f"terminal job {jid} is still live")
+            if job.attempt > job.max_attempts:
+                errors.append(f"job {jid} has attempt {job.attempt} > {job.max_attempts}")
+        for state in (S.PENDING, S.READY, S.LEASED, S.BLOCKED):
+            if counts[state] != self.state_counts[state]:
+                errors.append(f"{S.NAMES[state]} count {self.state_counts[state]} != {counts[state]}")
+        if len(self.ready) != counts[S.READY] or len(self.leases) != counts[S.LEASED]:
+            errors.append("kernel sizes differ from the job table")
+        return errors
+
+
+def _append_finished(
+    fin: Finished,
+    job: Job,
+    token: int,
+    status: str,
+    state: int,
+    due: int,
+    error: bytes | None,
+    output: bytes | None,
+) -> None:
+    fin.jobs.append(job)
+    fin.tokens.append(token)
+    fin.statuses.append(status)
+    fin.states.append(state)
+    fin.due.append(due)
+    fin.errors.append(error)
+    fin.outputs.append(output)

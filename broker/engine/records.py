@@ -1,0 +1,76 @@
+"""Ledger records: everything the engine tells a store, batch-shaped.
+
+A command returns one record per kind of change, covering every job it
+touched, so a claim of 100 jobs costs one record, not a hundred. Records
+refer to the engine's ``Job`` objects and plain ints; the store decides how
+to persist them (and may coalesce several records about one job).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .job import Job
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """New jobs, in their initial state (pending or ready)."""
+
+    at: int
+    jobs: list[Job]
+
+
+@dataclass(frozen=True, slots=True)
+class Leased:
+    """Attempts that started: ``jobs[i]`` is leased with ``tokens[i]``."""
+
+    at: int
+    worker: str
+    jobs: list[Job]
+    tokens: list[int]
+    deadline: int
+
+
+@dataclass(frozen=True, slots=True)
+class Extended:
+    """Heartbeats that moved lease deadlines; ``progress[i]`` is opaque JSON bytes or None."""
+
+    at: int
+    jids: list[int]
+    tokens: list[int]
+    deadline: int
+    progress: list[bytes | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """Attempts that ended: acked by a worker, or their lease expired.
+
+    ``statuses[i]`` is what happened to the attempt (``succeeded``, ``failed``,
+    ``timed_out``, ``canceled`` from a worker; ``expired`` from the reaper);
+    ``states[i]`` is the job's state afterwards and ``due[i]`` when it becomes
+    claimable again (0 when it does not wait).
+    """
+
+    at: int
+    jobs: list[Job]
+    tokens: list[int]
+    statuses: list[str]
+    states: list[int]
+    due: list[int]
+    errors: list[bytes | None]
+    outputs: list[bytes | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Changed:
+    """Jobs moved to ``state`` for ``reason`` outside an attempt (timer due, cancel)."""
+
+    at: int
+    jobs: list[Job]
+    state: int
+    reason: str
+
+
+Record = Submitted | Leased | Extended | Finished | Changed
