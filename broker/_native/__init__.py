@@ -17,7 +17,7 @@ import importlib
 import logging
 import os
 import warnings
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 from .concurrency_py import ConcurrencyCounters as ConcurrencyCounters
 from .dag_index_py import DagIndex as DagIndex
@@ -82,6 +82,7 @@ __all__ = [
     "HAVE_NATIVE",
     "KERNELS",
     "NATIVE_KERNELS",
+    "TWINS",
     "ConcurrencyCounters",
     "DagIndex",
     "LeaseTable",
@@ -91,3 +92,7 @@ __all__ = [
     "native",
     "twin",
 ]
+
+
+#: the pure-Python twins as one namespace, for running an engine on them
+TWINS = SimpleNamespace(**{cls: getattr(twin(name), cls) for name, cls in KERNELS.items()})

@@ -11,11 +11,11 @@ a store ever sees.
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any
 
-from .._native import LeaseTable, ReadyQueues, TimerIndex
+from .. import _native
 from ..errors import IllegalTransition, NotFound, ValidationFailed
 from . import states as S
 from .commands import (
@@ -43,18 +43,19 @@ from .settings import EngineSettings
 _LEASED_MASK = 1 << S.LEASED
 
 
-class _Done(NamedTuple):
-    """A finished job, remembered so a repeated ack gets the same answer."""
-
-    tenant: int
-    token: int
-    status: str
-    state: int
-
-
 class Engine:
+    """The state machine. ``kernels`` picks the kernel implementations (a module
+    exporting the kernel classes: ``broker._native`` by default, or a twin set
+    for comparisons); ``first_jid`` and ``first_token`` seed the id counters
+    above everything a store has already seen."""
+
     def __init__(
-        self, settings: EngineSettings | None = None, *, first_jid: int = 1, first_token: int = 1
+        self,
+        settings: EngineSettings | None = None,
+        *,
+        first_jid: int = 1,
+        first_token: int = 1,
+        kernels: Any = _native,
     ) -> None:
         self.settings = settings or EngineSettings()
         cfg = self.settings
@@ -62,14 +63,18 @@ class Engine:
         self.job_types = Interner()
         self.workers = Interner()
         self.jobs: dict[int, Job] = {}
-        self.ready = ReadyQueues()
-        self.leases = LeaseTable(first_token)
-        self.timers = TimerIndex()
+        self.ready = kernels.ReadyQueues()
+        self.leases = kernels.LeaseTable(first_token)
+        self.timers = kernels.TimerIndex()
         self.retry = RetryPolicy(cfg.retry_base_ms, cfg.retry_cap_ms, cfg.retry_after_cap_ms, cfg.seed)
         self.next_jid = first_jid
         #: live jobs per state; terminal states count every job that ever got there
         self.state_counts = [0] * len(S.NAMES)
-        self._recent: OrderedDict[int, _Done] = OrderedDict()
+        # Finished jobs stay reachable for a while so a repeated ack gets the
+        # same answer: a dict plus a ring of its keys in finishing order.
+        self._recent: dict[int, Job] = {}
+        self._recent_ring: list[int] = [-1] * max(1, self.settings.recent_finished)
+        self._recent_pos = 0
         self._idem: dict[tuple[int, str], int] = {}
         self._idem_final: dict[int, int] = {}  # finished keyed job -> its final state
         self._idem_expiry: deque[tuple[int, int, str, int]] = deque()
@@ -224,6 +229,69 @@ class Engine:
             records.append(Extended(now, ext_jids, ext_tokens, latest, ext_progress))
         return replies, records
 
+    def complete(
+        self,
+        now: int,
+        tenant: str,
+        jids: Sequence[int],
+        tokens: Sequence[int],
+        outputs: Sequence[bytes | None] | None = None,
+    ) -> tuple[list[AckReply], list[Record]]:
+        """Successes only, as columns: the hot path of ``ack``, with the same answers."""
+        if len(jids) != len(tokens) or (outputs is not None and len(outputs) != len(jids)):
+            raise ValidationFailed("complete columns differ in length")
+        tid = self.tenants.find(tenant)
+        jobs = self.jobs
+        for jid in jids:
+            job = jobs.get(jid)
+            if job is None or job.tenant != tid or job.state != S.LEASED:
+                # someone else's job, a repeat or a stale lease: the general path sorts it out
+                items = [
+                    AckItem(jid, token, "succeeded", output=None if outputs is None else out)
+                    for jid, token, out in zip(
+                        jids, tokens, outputs or [None] * len(jids), strict=True
+                    )
+                ]
+                return self.ack(now, tenant, items)
+        released = self.leases.release_many(jids, tokens)
+        replies: list[AckReply] = []
+        done: list[Job] = []
+        done_tokens: list[int] = []
+        done_outputs: list[bytes | None] = []
+        remember = self._remember
+        for index, ok in enumerate(released):
+            jid = jids[index]
+            token = tokens[index]
+            if not ok:
+                replies.append(self._repeat_ack(tid, AckItem(jid, token, "succeeded")))
+                continue
+            job = jobs.pop(jid)
+            job.state = S.SUCCEEDED
+            job.last_token = token
+            job.last_status = "succeeded"
+            remember(now, job)
+            done.append(job)
+            done_tokens.append(token)
+            if outputs is not None:
+                done_outputs.append(outputs[index])
+            replies.append(AckReply(jid, ACCEPTED, S.SUCCEEDED))
+        n = len(done)
+        if not n:
+            return replies, []
+        self.state_counts[S.LEASED] -= n
+        self.state_counts[S.SUCCEEDED] += n
+        fin = Finished(
+            now,
+            done,
+            done_tokens,
+            ["succeeded"] * n,
+            [S.SUCCEEDED] * n,
+            [0] * n,
+            [None] * n,
+            done_outputs if outputs is not None else [None] * n,
+        )
+        return replies, [fin]
+
     def ack(
         self, now: int, tenant: str, items: Sequence[AckItem]
     ) -> tuple[list[AckReply], list[Record]]:
@@ -377,7 +445,7 @@ class Engine:
         done = self._recent.get(item.jid)
         if done is None or done.tenant != tid:
             return AckReply(item.jid, NOT_FOUND, -1)
-        if done.token == item.token and done.status == item.status:
+        if done.last_token == item.token and done.last_status == item.status:
             return AckReply(item.jid, ACCEPTED, done.state)
         return AckReply(item.jid, CONFLICT, -1)
 
@@ -394,13 +462,23 @@ class Engine:
     def _retire(self, now: int, job: Job, dst: int, token: int, status: str) -> None:
         """Move a job to a terminal state and out of the live table."""
         self._move(job, dst)
+        job.last_token = token
+        job.last_status = status
         del self.jobs[job.jid]
-        recent = self._recent
-        recent[job.jid] = _Done(job.tenant, token, status, dst)
-        if len(recent) > self.settings.recent_finished:
-            recent.popitem(last=False)
+        self._remember(now, job)
+
+    def _remember(self, now: int, job: Job) -> None:
+        """Keep a finished job reachable for repeated acks and idempotency keys."""
+        ring = self._recent_ring
+        pos = self._recent_pos
+        evicted = ring[pos]
+        if evicted >= 0:
+            self._recent.pop(evicted, None)
+        ring[pos] = job.jid
+        self._recent_pos = (pos + 1) % len(ring)
+        self._recent[job.jid] = job
         if job.meta is not None and job.meta.idempotency_key is not None:
-            self._idem_final[job.jid] = dst
+            self._idem_final[job.jid] = job.state
             expire_at = now + self.settings.idempotency_retention_ms
             self._idem_expiry.append((expire_at, job.tenant, job.meta.idempotency_key, job.jid))
 

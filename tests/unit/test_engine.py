@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from broker.engine import AckItem, Engine, EngineSettings, JobMeta, JobSpec, states
@@ -27,8 +29,8 @@ def claim_one(engine: Engine, now: int = 0, tenant: str = T, lease_ms: int = 100
 
 
 @pytest.fixture
-def engine() -> Engine:
-    return Engine(EngineSettings(retry_base_ms=100, retry_cap_ms=1_000, seed=7))
+def engine(new_engine: Callable[..., Engine]) -> Engine:
+    return new_engine(EngineSettings(retry_base_ms=100, retry_cap_ms=1_000, seed=7))
 
 
 # -- submission ----------------------------------------------------------------
@@ -71,8 +73,8 @@ def test_idempotency_key_dedupes_live_and_recent(engine: Engine) -> None:
     assert other[0].deduplicated is False
 
 
-def test_idempotency_key_expires_after_retention() -> None:
-    engine = Engine(EngineSettings(idempotency_retention_ms=1_000))
+def test_idempotency_key_expires_after_retention(new_engine: Callable[..., Engine]) -> None:
+    engine = new_engine(EngineSettings(idempotency_retention_ms=1_000))
     meta = JobMeta(idempotency_key="k")
     (first,) = submit(engine, meta=meta)
     job, token = claim_one(engine)
@@ -123,8 +125,8 @@ def test_refused_claim_changes_nothing(engine: Engine) -> None:
     assert len(engine.ready) == 2 and len(engine.leases) == 0
 
 
-def test_fairness_between_tenants() -> None:
-    engine = Engine()
+def test_fairness_between_tenants(new_engine: Callable[..., Engine]) -> None:
+    engine = new_engine()
     engine.submit(0, "big", [spec() for _ in range(10_000)])
     small = [r.jid for r in engine.submit(0, "small", [spec() for _ in range(10)])[0]]
     claimed: list[int] = []
@@ -202,8 +204,8 @@ def test_retryable_failure_backs_off_within_bounds(engine: Engine) -> None:
     assert reply.state == states.PENDING and fin.due[0] <= due + engine.retry.ceiling(2)
 
 
-def test_retry_after_is_a_floor_and_capped() -> None:
-    engine = Engine(EngineSettings(retry_base_ms=10, retry_cap_ms=20, retry_after_cap_ms=5_000))
+def test_retry_after_is_a_floor_and_capped(new_engine: Callable[..., Engine]) -> None:
+    engine = new_engine(EngineSettings(retry_base_ms=10, retry_cap_ms=20, retry_after_cap_ms=5_000))
     (jid,) = submit(engine)
     _, token = claim_one(engine)
     _, (fin,) = engine.ack(0, T, [AckItem(jid, token, "failed", retry_after_ms=3_000)])
@@ -324,3 +326,63 @@ def test_next_wakeup(engine: Engine) -> None:
     submit(engine)
     claim_one(engine, lease_ms=300)
     assert engine.next_wakeup() == 300
+
+
+# -- the columnar success path -----------------------------------------------------
+def test_complete_matches_ack(new_engine: Callable[..., Engine]) -> None:
+    """complete() answers exactly as ack() with 'succeeded' items, in every case."""
+    answers = []
+    for use_complete in (True, False):
+        engine = new_engine()
+        jids = submit(engine, 4)
+        engine.tenants.id("tenant-b")
+        grant, _ = engine.claim(0, T, "w", ["scan"], 3, 100)
+        tokens = grant.tokens
+        batch = [
+            (jids[0], tokens[0]),  # live
+            (jids[1], tokens[1] + 50),  # stale token
+            (jids[0], tokens[0]),  # repeated inside the batch
+            (jids[3], 1),  # ready, never leased
+            (999, 1),  # unknown
+            (jids[2], tokens[2]),  # live
+        ]
+        if use_complete:
+            replies, records = engine.complete(
+                5, T, [b[0] for b in batch], [b[1] for b in batch], [b"1", b"2", b"3", b"4", b"5", b"6"]
+            )
+        else:
+            items = [AckItem(j, t, "succeeded", output=o) for (j, t), o in zip(batch, b"123456")]
+            replies, records = engine.ack(5, T, items)
+        (fin,) = records
+        answers.append((replies, [j.jid for j in fin.jobs], fin.tokens, fin.states, len(fin.outputs)))
+        assert engine.consistency_errors() == []
+    assert answers[0][:4] == answers[1][:4]
+    assert [r.outcome for r in answers[0][0]] == [
+        "accepted", "conflict", "accepted", "conflict", "not_found", "accepted"
+    ]
+
+
+def test_complete_fast_path(new_engine: Callable[..., Engine]) -> None:
+    engine = new_engine()
+    submit(engine, 3)
+    grant, _ = engine.claim(0, T, "w", ["scan"], 3, 100)
+    jids = [j.jid for j in grant.jobs]
+    replies, (fin,) = engine.complete(1, T, jids, grant.tokens, [b"a", None, b"c"])
+    assert [r.state for r in replies] == [states.SUCCEEDED] * 3
+    assert fin.outputs == [b"a", None, b"c"] and fin.statuses == ["succeeded"] * 3
+    assert engine.state_counts[states.SUCCEEDED] == 3 and engine.state_counts[states.LEASED] == 0
+    again, records = engine.complete(2, T, jids, grant.tokens)
+    assert [r.outcome for r in again] == ["accepted"] * 3 and records == []
+    with pytest.raises(ValidationFailed):
+        engine.complete(2, T, jids, grant.tokens[:1])
+
+
+def test_recent_finished_is_bounded(new_engine: Callable[..., Engine]) -> None:
+    engine = new_engine(EngineSettings(recent_finished=2))
+    jids = submit(engine, 3)
+    grant, _ = engine.claim(0, T, "w", ["scan"], 3, 100)
+    engine.complete(1, T, jids, grant.tokens)
+    assert [engine.finished_state(j) for j in jids] == [-1, states.SUCCEEDED, states.SUCCEEDED]
+    assert engine.ack(2, T, [AckItem(jids[0], grant.tokens[0], "succeeded")])[0][0].outcome == (
+        "not_found"
+    )

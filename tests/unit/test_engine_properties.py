@@ -104,6 +104,24 @@ class EngineMachine(RuleBasedStateMachine):
             assert replies[0].outcome == "accepted"
         self._drop_finished(records)
 
+    @precondition(lambda self: self.granted)
+    @rule(data=st.data())
+    def complete(self, data: st.DataObject) -> None:
+        picks = data.draw(st.lists(st.sampled_from(self.granted), min_size=1, max_size=4))
+        tenant = picks[0][0]
+        jids = [jid for _, jid, _ in picks]
+        tokens = [token for _, _, token in picks]
+        live = {
+            jid: token for owner, jid, token in picks
+            if owner == tenant and self.held.get(jid) == token
+        }
+        replies, records = self.engine.complete(self.now, tenant, jids, tokens)
+        finished = [job.jid for job in records[0].jobs] if records else []
+        assert sorted(finished) == sorted(live)
+        assert all(self.engine.finished_state(jid) == states.SUCCEEDED for jid in finished)
+        assert [r.jid for r in replies] == jids
+        self._drop_finished(records)
+
     @precondition(lambda self: self.held)
     @rule(data=st.data())
     def ack_from_another_tenant(self, data: st.DataObject) -> None:
