@@ -1,0 +1,1 @@
+"""Benchmarks live apart from the tests: run them with ``pytest bench/ --benchmark-only``."""
