@@ -1,6 +1,6 @@
 """Pure, synchronous, deterministic job state machine (no I/O, time passed in)."""
 
-from . import states
+from .. import states
 from .commands import AckItem, AckReply, Grant, HeartbeatReply, JobSpec, SubmitReply
 from .engine import Engine
 from .job import Job, JobMeta

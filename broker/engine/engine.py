@@ -17,7 +17,7 @@ from typing import Any
 
 from .. import _native
 from ..errors import IllegalTransition, NotFound, ValidationFailed
-from . import states as S
+from .. import states as S
 from .commands import (
     ACCEPTED,
     ACK_STATUSES,

@@ -1,5 +1,7 @@
 """Job states and the transitions between them (ARCHITECTURE.md, "Job lifecycle").
 
+A dependency-free module shared by the engine, the stores and the API.
+
 States are small ints so the engine can keep them in slots and compare them
 cheaply; ``NAMES`` gives the wire name. ``ALLOWED[src]`` is a bit mask of the
 states ``src`` may move to; everything else is an illegal transition.

@@ -1,0 +1,36 @@
+"""Ledgers: where the broker keeps what it accepted.
+
+``open_ledger(url)`` picks the implementation from a URL:
+``sqlite:///path/ledger.db`` (the embedded default), ``memory://`` (tests),
+``postgresql://user@host:port/db`` (production, see ``postgres.py``).
+"""
+
+from __future__ import annotations
+
+from .base import Ledger
+from .memory import MemoryLedger
+from .rows import AttemptRow, FlushBatch, JobHistory, JobRow, LiveState, TransitionRow
+
+
+def ledger_for(url: str) -> Ledger:
+    """A (not yet opened) ledger for ``url``; ValueError for an unknown scheme."""
+    if url == "memory://":
+        return MemoryLedger()
+    if url.startswith("sqlite:///"):
+        from .sqlite import SqliteLedger
+
+        return SqliteLedger(url[len("sqlite:///") :])
+    raise ValueError(f"unsupported store URL {url!r}: use sqlite:///path or memory://")
+
+
+__all__ = [
+    "AttemptRow",
+    "FlushBatch",
+    "JobHistory",
+    "JobRow",
+    "Ledger",
+    "LiveState",
+    "MemoryLedger",
+    "TransitionRow",
+    "ledger_for",
+]

@@ -1,0 +1,51 @@
+"""The ledger interface: small, batch-only, entity-first.
+
+A ledger persists what the engine decided; it never decides anything. One
+contract suite (``tests/contract``) holds every implementation to the same
+behaviour.
+"""
+
+from __future__ import annotations
+
+import abc
+
+from .rows import FlushBatch, JobHistory, LiveState
+
+
+class Ledger(abc.ABC):
+    """Where jobs, attempts and transitions are kept durable."""
+
+    #: where the ledger lives, for messages (never a secret)
+    url: str = ""
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect and create or migrate the schema."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def apply(self, batch: FlushBatch) -> None:
+        """Write a whole flush in one transaction: insert new jobs, set the
+        state of changed ones, append attempts and transitions."""
+
+    @abc.abstractmethod
+    async def load_live(self, keyed_since: int) -> LiveState:
+        """Every non-terminal job, the next free job id, and terminal jobs with
+        an idempotency key that finished at or after ``keyed_since`` (ms)."""
+
+    @abc.abstractmethod
+    async def read_job(self, jid: int) -> JobHistory | None:
+        """One job with its attempts and transitions, or None."""
+
+    @abc.abstractmethod
+    async def begin_epoch(self) -> int:
+        """Durably count this start and return its number (1, 2, …).
+
+        Fencing tokens are drawn above ``epoch << 40`` so that no token issued
+        before a crash, even one never flushed, can be issued again."""
+
+    @abc.abstractmethod
+    async def ping(self) -> bool:
+        """True when the store answers (readiness)."""
