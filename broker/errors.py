@@ -49,6 +49,13 @@ class IdempotencyConflict(OrchestratorError):
     code = "IDEMPOTENCY_CONFLICT"
 
 
+class Backpressure(OrchestratorError):
+    """The ledger backlog is full: durable work is refused until it drains."""
+
+    code = "BACKPRESSURE"
+    retry_after_s = 1
+
+
 HTTP_STATUS: dict[str, int] = {
     "UNAUTHENTICATED": 401,
     "FORBIDDEN": 403,

@@ -12,7 +12,7 @@ a store ever sees.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from .. import _native
@@ -35,7 +35,7 @@ from .commands import (
     SubmitReply,
 )
 from .interner import Interner
-from .job import Job
+from .job import Job, JobMeta
 from .records import Changed, Extended, Finished, Leased, Record, Submitted
 from .retry import RetryPolicy
 from .settings import EngineSettings
@@ -95,6 +95,69 @@ class Engine:
         if deadline < 0:
             return due
         return deadline if due < 0 else min(deadline, due)
+
+    # -- recovery ---------------------------------------------------------------
+    def restore(
+        self,
+        rows: Iterable[Any],
+        keyed: Iterable[Any],
+        decode_meta: Callable[[bytes | None], JobMeta | None],
+    ) -> None:
+        """Rebuild the hot structures from a store, before serving anything.
+
+        ``rows`` are live jobs in submission (jid) order and ``keyed`` are
+        recently finished jobs whose idempotency keys must keep deduping; both
+        carry the fields of ``broker.store.JobRow``.
+        """
+        ready: list[Job] = []
+        counts = self.state_counts
+        for row in rows:
+            job = Job(
+                row.jid,
+                self.tenants.id(row.tenant),
+                self.job_types.id(row.job_type),
+                row.priority,
+                row.max_attempts,
+                row.lease_ms,
+                row.created,
+                row.not_before,
+                row.payload,
+                decode_meta(row.meta),
+                row.state,
+            )
+            job.attempt = row.attempt
+            job.last_token = row.last_token
+            job.last_status = row.last_status or ""
+            self.jobs[job.jid] = job
+            self.next_jid = max(self.next_jid, job.jid + 1)
+            if job.state == S.LEASED:
+                self.leases.restore(
+                    job.jid, row.lease_token, self.workers.id(row.lease_worker), row.lease_deadline
+                )
+            elif job.state == S.READY:
+                ready.append(job)
+            elif job.state == S.PENDING:
+                self.timers.add(job.jid, max(row.due, row.not_before))
+            if job.meta is not None and job.meta.idempotency_key is not None:
+                self._idem[(job.tenant, job.meta.idempotency_key)] = job.jid
+            counts[job.state] += 1
+        if ready:
+            self.ready.push_many(
+                [job.jid for job in ready],
+                [job.tenant for job in ready],
+                [job.jtype for job in ready],
+                [job.priority for job in ready],
+            )
+        retention = self.settings.idempotency_retention_ms
+        for row in keyed:
+            meta = decode_meta(row.meta)
+            if meta is None or meta.idempotency_key is None:
+                continue
+            tid = self.tenants.id(row.tenant)
+            self._idem[(tid, meta.idempotency_key)] = row.jid
+            self._idem_final[row.jid] = row.state
+            self._idem_expiry.append((row.updated + retention, tid, meta.idempotency_key, row.jid))
+            self.next_jid = max(self.next_jid, row.jid + 1)
 
     # -- commands -------------------------------------------------------------
     def submit(

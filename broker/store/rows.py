@@ -94,8 +94,19 @@ class LiveState:
 
 
 def latest_attempts(rows: list[AttemptRow]) -> list[AttemptRow]:
-    """Keep the last row of each (jid, token), in order of first appearance."""
+    """Fold the rows of each (jid, token) into one, in order of first appearance.
+
+    A later row wins, except that a closing row written after its opening row
+    was flushed carries no worker, start or deadline (``worker`` is ''): those
+    come from the earlier row.
+    """
     latest: dict[tuple[int, int], AttemptRow] = {}
     for row in rows:
-        latest[(row.jid, row.token)] = row
+        key = (row.jid, row.token)
+        earlier = latest.get(key)
+        if earlier is not None and row.worker == "":
+            row = row._replace(
+                worker=earlier.worker, leased_at=earlier.leased_at, deadline=earlier.deadline
+            )
+        latest[key] = row
     return list(latest.values())

@@ -136,3 +136,12 @@ async def test_concurrent_flushes_are_serialised(ledger: Ledger) -> None:
     batches = [FlushBatch(inserts=[job(i * 100 + k) for k in range(1, 50)]) for i in range(8)]
     await asyncio.gather(*(ledger.apply(b) for b in batches))
     assert len((await ledger.load_live(0)).jobs) == 8 * 49
+
+
+async def test_closing_row_keeps_the_opening_rows_worker(ledger: Ledger) -> None:
+    await ledger.apply(FlushBatch(inserts=[job(1)]))
+    await ledger.apply(FlushBatch(attempts=[AttemptRow(1, 9, "w7", 10, 100, 0, "", None, None)]))
+    await ledger.apply(FlushBatch(attempts=[AttemptRow(1, 9, "", 0, 0, 40, "expired", None, None)]))
+    history = await ledger.read_job(1)
+    assert history is not None
+    assert history.attempts == [AttemptRow(1, 9, "w7", 10, 100, 40, "expired", None, None)]

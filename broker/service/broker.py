@@ -1,0 +1,223 @@
+"""The Broker: engine + ledger + clock + background services.
+
+It owns the order of things: on start it opens the ledger, counts a new boot
+epoch, loads every live job and lease, rebuilds the engine, and only then
+starts the flusher and the ticker (the API opens its port after ``start``
+returns). It stops them in reverse order, writing what is pending.
+
+Durability as in ARCHITECTURE.md: submissions and completions are answered
+after the flush holding them is committed; claims and heartbeats at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Protocol
+
+from .. import states
+from ..engine import (
+    AckItem,
+    AckReply,
+    Changed,
+    Engine,
+    Finished,
+    Grant,
+    HeartbeatReply,
+    JobSpec,
+    Record,
+    SubmitReply,
+    Submitted,
+)
+from ..engine.commands import EMPTY_GRANT
+from ..errors import Backpressure
+from ..store import JobHistory, Ledger
+from .clock import Clock, SystemClock
+from .flusher import Flusher
+from .journal import Journal
+from .meta_codec import decode_meta
+from .settings import ServiceSettings
+from .ticker import Ticker
+from .waiters import Waiters
+
+log = logging.getLogger("broker")
+
+TOKEN_EPOCH_SHIFT = 40
+
+
+class Service(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+class Broker:
+    def __init__(
+        self, ledger: Ledger, settings: ServiceSettings | None = None, clock: Clock | None = None
+    ) -> None:
+        self.ledger = ledger
+        self.settings = settings or ServiceSettings()
+        self.clock = clock or SystemClock()
+        self.engine = Engine(self.settings.engine)
+        self.waiters = Waiters()
+        self.flusher = Flusher(ledger, Journal(self.engine), self.settings.max_backlog)
+        self.ticker = Ticker(self.engine, self.clock, self._records_from_ticker)
+        self.epoch = 0
+        self.started = False
+        self.counters = {"claimed": 0, "acked": 0, "submitted": 0}
+
+    # -- lifecycle ----------------------------------------------------------------
+    async def start(self) -> None:
+        """Load state and start the background services; the port opens after this."""
+        await self.ledger.open()
+        self.epoch = await self.ledger.begin_epoch()
+        retention = self.settings.engine.idempotency_retention_ms
+        live = await self.ledger.load_live(self.clock.now_ms() - retention)
+        self.engine = Engine(
+            self.settings.engine,
+            first_jid=live.next_jid,
+            first_token=(self.epoch << TOKEN_EPOCH_SHIFT) + 1,
+        )
+        self.engine.restore(live.jobs, live.recent_keyed, decode_meta)
+        log.info(
+            "loaded %d live jobs from %s (boot epoch %d)", len(live.jobs), self.ledger.url, self.epoch
+        )
+        self.flusher = Flusher(self.ledger, Journal(self.engine), self.settings.max_backlog)
+        self.ticker = Ticker(self.engine, self.clock, self._records_from_ticker)
+        for service in self._services():
+            await service.start()
+        self.started = True
+
+    async def stop(self) -> None:
+        if not self.started:
+            return
+        self.started = False
+        for service in reversed(self._services()):
+            await service.stop()
+        await self.ledger.close()
+
+    def _services(self) -> list[Service]:
+        """Background services, in start order (stopped in reverse)."""
+        return [self.flusher, self.ticker]
+
+    # -- commands -------------------------------------------------------------------
+    async def submit(self, tenant: str, specs: Sequence[JobSpec]) -> list[SubmitReply]:
+        self._refuse_if_saturated()
+        replies, records = self.engine.submit(self.clock.now_ms(), tenant, specs)
+        self.counters["submitted"] += sum(not r.deduplicated for r in replies)
+        self._after(records)
+        await self.flusher.commit(records)
+        return replies
+
+    async def claim(
+        self,
+        tenant: str | None,
+        worker: str,
+        job_types: Sequence[str],
+        max_jobs: int,
+        lease_ms: int | None,
+        wait_ms: int = 0,
+    ) -> Grant:
+        """Lease ready jobs; with ``wait_ms`` wait (no polling) until some are ready."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + min(wait_ms, self.settings.max_wait_ms) / 1000
+        while True:
+            grant, records = self.engine.claim(
+                self.clock.now_ms(), tenant, worker, job_types, max_jobs, lease_ms
+            )
+            if grant.jobs:
+                self.counters["claimed"] += len(grant.jobs)
+                self.flusher.add(records)
+                self.ticker.poke(min(grant.deadlines))
+                return grant
+            remaining = give_up - loop.time()
+            if remaining <= 0 or max_jobs == 0:
+                return EMPTY_GRANT
+            await self.waiters.wait(tenant, remaining)
+
+    def heartbeat(
+        self,
+        tenant: str,
+        jids: Sequence[int],
+        tokens: Sequence[int],
+        extend_ms: Sequence[int],
+        progress: Sequence[bytes | None] | None = None,
+    ) -> list[HeartbeatReply]:
+        replies, records = self.engine.heartbeat(
+            self.clock.now_ms(), tenant, jids, tokens, extend_ms, progress
+        )
+        self.flusher.add(records)
+        return replies
+
+    async def ack(self, tenant: str, items: Sequence[AckItem]) -> list[AckReply]:
+        self._refuse_if_saturated()
+        now = self.clock.now_ms()
+        if all(item.status == "succeeded" for item in items):
+            replies, records = self.engine.complete(
+                now,
+                tenant,
+                [item.jid for item in items],
+                [item.token for item in items],
+                [item.output for item in items],
+            )
+        else:
+            replies, records = self.engine.ack(now, tenant, items)
+        self.counters["acked"] += len(items)
+        self._after(records)
+        await self.flusher.commit(records)
+        return replies
+
+    async def cancel(self, tenant: str, jid: int) -> int:
+        self._refuse_if_saturated()
+        state, records = self.engine.cancel(self.clock.now_ms(), tenant, jid)
+        await self.flusher.commit(records)
+        return state
+
+    async def read_job(self, jid: int) -> JobHistory | None:
+        """A job's stored row and history, after pending writes about it landed."""
+        await self.flusher.commit([])
+        return await self.ledger.read_job(jid)
+
+    async def ready(self) -> bool:
+        return self.started and self.flusher.healthy and await self.ledger.ping()
+
+    # -- internals --------------------------------------------------------------------
+    def _refuse_if_saturated(self) -> None:
+        if self.flusher.saturated:
+            raise Backpressure(
+                f"ledger backlog is full ({self.flusher.backlog} rows waiting); retry shortly"
+            )
+
+    def _records_from_ticker(self, records: list[Record]) -> None:
+        self.flusher.add(records)
+        self._wake_ready(records)
+
+    def _after(self, records: list[Record]) -> None:
+        """Wake claims that can now get jobs and re-arm the ticker for new deadlines."""
+        self._wake_ready(records)
+        for record in records:
+            if isinstance(record, Finished):
+                due = [d for d in record.due if d]
+                if due:
+                    self.ticker.poke(min(due))
+            elif isinstance(record, Submitted):
+                waiting = [j.not_before for j in record.jobs if j.state == states.PENDING]
+                if waiting:
+                    self.ticker.poke(min(waiting))
+
+    def _wake_ready(self, records: list[Record]) -> None:
+        if not self.waiters:
+            return
+        tenants: set[int] = set()
+        for record in records:
+            if isinstance(record, Submitted):
+                tenants.update(j.tenant for j in record.jobs if j.state == states.READY)
+            elif isinstance(record, Changed) and record.state == states.READY:
+                tenants.update(j.tenant for j in record.jobs)
+            elif isinstance(record, Finished):
+                tenants.update(
+                    j.tenant for j, s in zip(record.jobs, record.states, strict=True)
+                    if s == states.READY
+                )
+        if tenants:
+            self.waiters.wake(self.engine.tenants.name(t) for t in tenants)

@@ -1,0 +1,148 @@
+"""Group commit: the one task that writes the journal to the ledger.
+
+As soon as the previous commit has finished, the flusher cuts everything the
+journal gathered and writes it in one transaction; requests that must be
+durable before they are answered (submissions, completions) wait for the
+flush that holds their records. Under load batches grow by themselves; a lone
+request is not kept waiting for a timer.
+
+If the ledger fails, the same batch is retried with backoff until it is
+written (batches must land in order); meanwhile new records keep gathering
+in the journal, and once the backlog passes its bound the broker refuses
+new durable work with BACKPRESSURE instead of growing without limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from ..engine import Record
+from ..store import FlushBatch, Ledger
+from .journal import Journal
+
+log = logging.getLogger("broker.flusher")
+
+
+class Flusher:
+    def __init__(
+        self,
+        ledger: Ledger,
+        journal: Journal,
+        max_backlog: int = 200_000,
+        retry_base_s: float = 0.05,
+        retry_cap_s: float = 2.0,
+    ) -> None:
+        self.ledger = ledger
+        self.journal = journal
+        self.max_backlog = max_backlog
+        self._retry_base_s = retry_base_s
+        self._retry_cap_s = retry_cap_s
+        self._wake = asyncio.Event()
+        self._waiting: list[asyncio.Future[None]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._in_flight = 0
+        # monotonic times of the oldest record gathered, and of the batch being written
+        self._journal_since: float | None = None
+        self._flight_since: float | None = None
+        self.healthy = True
+        self.last_error = ""
+        self.flushes = 0
+        self.rows_written = 0
+        self.failures = 0
+
+    # -- what the broker calls ----------------------------------------------------
+    @property
+    def backlog(self) -> int:
+        """Rows waiting: gathered in the journal plus the batch being written."""
+        return len(self.journal) + self._in_flight
+
+    @property
+    def saturated(self) -> bool:
+        return self.backlog >= self.max_backlog
+
+    def lag_seconds(self) -> float:
+        """Age of the oldest record not yet committed (0 when all is written)."""
+        since = self._flight_since if self._flight_since is not None else self._journal_since
+        return 0.0 if since is None else time.monotonic() - since
+
+    def add(self, records: list[Record]) -> None:
+        """Write-behind: the records go out with the next flush; nobody waits."""
+        if records:
+            self.journal.add(records)
+            if self._journal_since is None:
+                self._journal_since = time.monotonic()
+            self._wake.set()
+
+    async def commit(self, records: list[Record]) -> None:
+        """Add records and return once the flush holding them is committed.
+
+        With no records it still waits if anything is pending, so that an
+        answer never overtakes an earlier write it depends on (a deduplicated
+        submission of a job whose own submission is still in flight)."""
+        self.add(records)
+        if not records and not self.backlog:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append(future)
+        self._wake.set()
+        await future
+
+    # -- lifecycle ----------------------------------------------------------------
+    async def start(self) -> None:
+        self._stopping = False
+        self._task = asyncio.create_task(self._run(), name="flusher")
+
+    async def stop(self) -> None:
+        """Write what is pending, then end."""
+        if self._task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        await self._task
+        self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if len(self.journal) or self._waiting:
+                await self._flush_once()
+            if self._stopping and not len(self.journal):
+                return
+
+    async def _flush_once(self) -> None:
+        batch = self.journal.cut()
+        waiting, self._waiting = self._waiting, []
+        self._flight_since, self._journal_since = self._journal_since, None
+        self._in_flight = len(batch)
+        await self._write(batch)
+        self._in_flight = 0
+        self._flight_since = None
+        for future in waiting:
+            if not future.done():
+                future.set_result(None)
+
+    async def _write(self, batch: FlushBatch) -> None:
+        delay = self._retry_base_s
+        while True:
+            try:
+                if len(batch):
+                    await self.ledger.apply(batch)
+            except Exception as exc:  # noqa: BLE001 - any driver error: keep the batch, retry
+                self.failures += 1
+                if self.healthy:
+                    log.error("ledger write failed, retrying with backoff: %s", exc)
+                self.healthy = False
+                self.last_error = str(exc) or type(exc).__name__
+                await asyncio.sleep(delay)
+                delay = min(self._retry_cap_s, delay * 2)
+                continue
+            if not self.healthy:
+                log.warning("ledger write recovered after %d failures", self.failures)
+            self.healthy = True
+            self.flushes += 1
+            self.rows_written += len(batch)
+            return

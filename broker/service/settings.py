@@ -1,0 +1,16 @@
+"""The service's knobs (parsed once by ``broker.config``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..engine import EngineSettings
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSettings:
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    # rows waiting to be written past which durable requests get BACKPRESSURE
+    max_backlog: int = 200_000
+    # longest long-poll a claim may ask for
+    max_wait_ms: int = 30_000
