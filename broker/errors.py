@@ -21,6 +21,18 @@ class OrchestratorError(Exception):
         self.details = details
 
 
+class Unauthenticated(OrchestratorError):
+    code = "UNAUTHENTICATED"
+
+
+class Forbidden(OrchestratorError):
+    code = "FORBIDDEN"
+
+
+class TenantRequired(OrchestratorError):
+    code = "TENANT_REQUIRED"
+
+
 class ValidationFailed(OrchestratorError, ValueError):
     code = "VALIDATION_FAILED"
 
@@ -49,6 +61,10 @@ class IdempotencyConflict(OrchestratorError):
     code = "IDEMPOTENCY_CONFLICT"
 
 
+class PayloadTooLarge(OrchestratorError):
+    code = "PAYLOAD_TOO_LARGE"
+
+
 class Backpressure(OrchestratorError):
     """The ledger backlog is full: durable work is refused until it drains."""
 
@@ -68,5 +84,7 @@ HTTP_STATUS: dict[str, int] = {
     "PAYLOAD_TOO_LARGE": 413,
     "RATE_LIMITED": 429,
     "BACKPRESSURE": 503,
+    "NOT_READY": 503,
+    "METHOD_NOT_ALLOWED": 405,
     "INTERNAL": 500,
 }

@@ -37,6 +37,7 @@ class SubmitReply(NamedTuple):
     jid: int
     state: int
     deduplicated: bool
+    created: int  # the job's creation time (ms), part of its public id
 
 
 @dataclass(frozen=True, slots=True)

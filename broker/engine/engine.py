@@ -76,7 +76,8 @@ class Engine:
         self._recent_ring: list[int] = [-1] * max(1, self.settings.recent_finished)
         self._recent_pos = 0
         self._idem: dict[tuple[int, str], int] = {}
-        self._idem_final: dict[int, int] = {}  # finished keyed job -> its final state
+        # finished keyed job -> (its final state, its creation time)
+        self._idem_final: dict[int, tuple[int, int]] = {}
         self._idem_expiry: deque[tuple[int, int, str, int]] = deque()
 
     # -- queries ------------------------------------------------------------
@@ -155,7 +156,7 @@ class Engine:
                 continue
             tid = self.tenants.id(row.tenant)
             self._idem[(tid, meta.idempotency_key)] = row.jid
-            self._idem_final[row.jid] = row.state
+            self._idem_final[row.jid] = (row.state, row.created)
             self._idem_expiry.append((row.updated + retention, tid, meta.idempotency_key, row.jid))
             self.next_jid = max(self.next_jid, row.jid + 1)
 
@@ -176,7 +177,8 @@ class Engine:
             if key is not None:
                 known = self._idem.get((tid, key))
                 if known is not None:
-                    replies.append(SubmitReply(known, self._current_state(known), True))
+                    state, born = self._current_state(known)
+                    replies.append(SubmitReply(known, state, True, born))
                     continue
             jid = self.next_jid
             self.next_jid = jid + 1
@@ -203,7 +205,7 @@ class Engine:
                 ready.append(job)
             self.state_counts[job.state] += 1
             created.append(job)
-            replies.append(SubmitReply(jid, job.state, False))
+            replies.append(SubmitReply(jid, job.state, False, now))
         if ready:
             self.ready.push_many(
                 [job.jid for job in ready],
@@ -541,13 +543,14 @@ class Engine:
         self._recent_pos = (pos + 1) % len(ring)
         self._recent[job.jid] = job
         if job.meta is not None and job.meta.idempotency_key is not None:
-            self._idem_final[job.jid] = job.state
+            self._idem_final[job.jid] = (job.state, job.created)
             expire_at = now + self.settings.idempotency_retention_ms
             self._idem_expiry.append((expire_at, job.tenant, job.meta.idempotency_key, job.jid))
 
-    def _current_state(self, jid: int) -> int:
+    def _current_state(self, jid: int) -> tuple[int, int]:
+        """(state, created) of a job an idempotency key points at."""
         job = self.jobs.get(jid)
-        return job.state if job is not None else self._idem_final[jid]
+        return (job.state, job.created) if job is not None else self._idem_final[jid]
 
     def _expire_idempotency(self, now: int) -> None:
         expiry = self._idem_expiry

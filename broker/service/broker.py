@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from .. import states
@@ -117,11 +117,17 @@ class Broker:
         max_jobs: int,
         lease_ms: int | None,
         wait_ms: int = 0,
+        gone: Callable[[], bool] | None = None,
     ) -> Grant:
-        """Lease ready jobs; with ``wait_ms`` wait (no polling) until some are ready."""
+        """Lease ready jobs; with ``wait_ms`` wait (no polling) until some are ready.
+
+        ``gone`` tells whether the caller stopped listening (a disconnected
+        long poll): jobs are then not leased to nobody."""
         loop = asyncio.get_running_loop()
         give_up = loop.time() + min(wait_ms, self.settings.max_wait_ms) / 1000
         while True:
+            if gone is not None and gone():
+                return EMPTY_GRANT
             grant, records = self.engine.claim(
                 self.clock.now_ms(), tenant, worker, job_types, max_jobs, lease_ms
             )

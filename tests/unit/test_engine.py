@@ -62,12 +62,12 @@ def test_invalid_batch_is_refused_whole(engine: Engine) -> None:
 def test_idempotency_key_dedupes_live_and_recent(engine: Engine) -> None:
     meta = JobMeta(idempotency_key="k1")
     replies, records = engine.submit(0, T, [spec(meta=meta), spec(meta=meta)])
-    assert replies[0].deduplicated is False and replies[1] == (replies[0].jid, states.READY, True)
+    assert replies[0].deduplicated is False and replies[1][:3] == (replies[0].jid, states.READY, True)
     assert len(records[0].jobs) == 1
     job, token = claim_one(engine)
     engine.ack(1, T, [AckItem(job.jid, token, "succeeded")])
     again, records = engine.submit(2, T, [spec(meta=meta)])
-    assert again[0] == (job.jid, states.SUCCEEDED, True) and records == []
+    assert again[0] == (job.jid, states.SUCCEEDED, True, 0) and records == []
     # another tenant's key space is separate
     other, _ = engine.submit(2, "tenant-b", [spec(meta=meta)])
     assert other[0].deduplicated is False

@@ -1,0 +1,358 @@
+"""Request bodies -> engine inputs, with every problem reported at once.
+
+Each parser checks types, ranges and unknown fields strictly and raises
+``ValidationFailed`` whose ``details`` list every ``{field, problem}`` found;
+nothing reaches the engine until a whole body is valid. ``bool`` is never
+accepted where a number is expected.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ..engine import AckItem, JobMeta, JobSpec
+from ..engine.commands import ACK_STATUSES
+from ..errors import PayloadTooLarge, ValidationFailed
+from .ids import parse_job_id, parse_lease_id
+from .timefmt import parse_rfc3339
+
+JOB_TYPE = re.compile(r"[a-z0-9._-]{1,128}\Z")
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}\Z")
+MAX_JOBS_PER_SUBMIT = 10_000
+MAX_ITEMS = 1_000
+
+SUBMIT_FIELDS = frozenset({
+    "jobType", "payload", "priority", "sourceHost", "idempotencyKey", "notBefore", "maxAttempts",
+    "leaseSeconds", "correlationId", "project", "runId", "key", "dependsOn",
+})
+CLAIM_FIELDS = frozenset({"workerId", "jobTypes", "maxJobs", "leaseSeconds", "waitMs"})
+NESTED_CLAIM_FIELDS = CLAIM_FIELDS - {"workerId"}
+HEARTBEAT_FIELDS = frozenset({"workerId", "leases"})
+LEASE_FIELDS = frozenset({"jobId", "leaseId", "extendSeconds", "progress"})
+ACK_FIELDS = frozenset({"workerId", "results", "claim"})
+RESULT_FIELDS = frozenset({"jobId", "leaseId", "status", "error", "artifacts", "output"})
+ERROR_FIELDS = frozenset({"class", "message", "retryable", "retryAfterSeconds"})
+ARTIFACT_FIELDS = frozenset({"uri", "digest", "mime"})
+
+
+class Problems:
+    def __init__(self) -> None:
+        self.items: list[dict[str, str]] = []
+
+    def add(self, field: str, problem: str) -> None:
+        if len(self.items) < 100:  # enough to fix a body; bounded for absurd ones
+            self.items.append({"field": field, "problem": problem})
+
+    def raise_if_any(self, message: str) -> None:
+        if self.items:
+            raise ValidationFailed(message, details=self.items)
+
+
+def parse_json(body: bytes) -> Any:
+    if not body:
+        raise ValidationFailed("request body is empty; expected a JSON object")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ValidationFailed(f"malformed JSON: {exc}") from None
+
+
+def _object(value: Any, where: str, allowed: frozenset[str], problems: Problems) -> bool:
+    if not isinstance(value, dict):
+        problems.add(where or "body", "must be a JSON object")
+        return False
+    for name in value.keys() - allowed:
+        problems.add(f"{where}.{name}" if where else name, "unknown field")
+    return True
+
+
+def _int(value: Any, field: str, low: int, high: int, problems: Problems) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            problems.add(field, f"must be an integer {low}..{high}")
+            return None
+    if not low <= value <= high:
+        problems.add(field, f"must be {low}..{high}")
+        return None
+    return value
+
+
+def _str(value: Any, field: str, max_len: int, problems: Problems) -> str | None:
+    if not isinstance(value, str) or not value:
+        problems.add(field, "must be a non-empty string")
+        return None
+    if len(value) > max_len:
+        problems.add(field, f"must be at most {max_len} characters")
+        return None
+    return value
+
+
+def _opt_str(obj: dict[str, Any], name: str, where: str, max_len: int, p: Problems) -> str | None:
+    value = obj.get(name)
+    return None if value is None else _str(value, f"{where}.{name}", max_len, p)
+
+
+def _job_types(value: Any, field: str, problems: Problems) -> list[str]:
+    if not isinstance(value, list) or not 1 <= len(value) <= 64:
+        problems.add(field, "must be a list of 1..64 job types")
+        return []
+    for i, jtype in enumerate(value):
+        if not isinstance(jtype, str) or not JOB_TYPE.match(jtype):
+            problems.add(f"{field}[{i}]", "must match [a-z0-9._-]{1,128}")
+    return value
+
+
+# -- submission ---------------------------------------------------------------------
+def parse_submit(body: Any, now_ms: int, max_payload: int) -> list[JobSpec]:
+    problems = Problems()
+    if not _object(body, "", frozenset({"jobs"}), problems):
+        problems.raise_if_any("invalid submission")
+    jobs = body.get("jobs")
+    if not isinstance(jobs, list) or not jobs:
+        problems.add("jobs", "must be a non-empty list")
+        problems.raise_if_any("invalid submission")
+    if len(jobs) > MAX_JOBS_PER_SUBMIT:
+        problems.add("jobs", f"at most {MAX_JOBS_PER_SUBMIT} jobs per request")
+        problems.raise_if_any("invalid submission")
+    specs = [_job_spec(job, f"jobs[{i}]", max_payload, problems) for i, job in enumerate(jobs)]
+    problems.raise_if_any("invalid submission: the batch was refused whole")
+    return specs  # type: ignore[return-value]
+
+
+def _job_spec(job: Any, where: str, max_payload: int, p: Problems) -> JobSpec | None:
+    if not _object(job, where, SUBMIT_FIELDS, p):
+        return None
+    jtype = job.get("jobType")
+    if not isinstance(jtype, str) or not JOB_TYPE.match(jtype):
+        p.add(f"{where}.jobType", "required; must match [a-z0-9._-]{1,128}")
+    if "payload" not in job:
+        p.add(f"{where}.payload", "required")
+        payload = b"null"
+    else:
+        payload = orjson.dumps(job["payload"])
+        if len(payload) > max_payload:
+            raise PayloadTooLarge(
+                f"{where}.payload is {len(payload)} bytes encoded; the limit is {max_payload}"
+            )
+    priority = job.get("priority", 5)
+    priority = _int(priority, f"{where}.priority", 0, 9, p)
+    max_attempts = job.get("maxAttempts")
+    if max_attempts is not None:
+        max_attempts = _int(max_attempts, f"{where}.maxAttempts", 1, 100, p)
+    lease = job.get("leaseSeconds")
+    if lease is not None:
+        lease = _int(lease, f"{where}.leaseSeconds", 1, 3600, p)
+    not_before = 0
+    if job.get("notBefore") is not None:
+        try:
+            not_before = parse_rfc3339(job["notBefore"])
+        except (ValueError, TypeError, OverflowError):
+            p.add(f"{where}.notBefore", "must be an RFC 3339 timestamp, e.g. 2026-11-27T10:00:00Z")
+    if job.get("dependsOn"):
+        p.add(f"{where}.dependsOn", "DAG dependencies are not supported by this broker yet")
+    meta = JobMeta(
+        project=_opt_str(job, "project", where, 128, p),
+        correlation_id=_opt_str(job, "correlationId", where, 256, p),
+        idempotency_key=_opt_str(job, "idempotencyKey", where, 256, p),
+        source_host=_opt_str(job, "sourceHost", where, 253, p),
+        run_id=_opt_str(job, "runId", where, 128, p),
+        key=_opt_str(job, "key", where, 128, p),
+    )
+    if priority is None or not isinstance(jtype, str):
+        return None
+    return JobSpec(
+        jtype,
+        payload,
+        priority=priority,
+        max_attempts=max_attempts,
+        lease_ms=lease * 1000 if lease else None,
+        not_before=not_before,
+        meta=None if meta == _NO_META else meta,
+    )
+
+
+_NO_META = JobMeta()
+
+
+# -- worker bridge ---------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ClaimRequest:
+    worker: str
+    job_types: list[str]
+    max_jobs: int
+    lease_ms: int | None
+    wait_ms: int
+
+
+def parse_claim(body: Any, worker: str | None = None, where: str = "") -> ClaimRequest:
+    """A claim body, or the nested ``claim`` of an ack (then ``worker`` is the ack's)."""
+    p = Problems()
+    allowed = CLAIM_FIELDS if worker is None else NESTED_CLAIM_FIELDS
+    if not _object(body, where, allowed, p):
+        p.raise_if_any("invalid claim")
+    prefix = f"{where}." if where else ""
+    if worker is None:
+        worker = _str(body.get("workerId"), "workerId", 128, p)
+    types = _job_types(body.get("jobTypes"), f"{prefix}jobTypes", p)
+    max_jobs = _int(body.get("maxJobs", 1), f"{prefix}maxJobs", 1, MAX_ITEMS, p)
+    lease = body.get("leaseSeconds")
+    if lease is not None:
+        lease = _int(lease, f"{prefix}leaseSeconds", 1, 3600, p)
+    wait_ms = _int(body.get("waitMs", 0), f"{prefix}waitMs", 0, 30_000, p)
+    p.raise_if_any("invalid claim")
+    return ClaimRequest(worker or "", types, max_jobs or 1, lease * 1000 if lease else None,
+                        wait_ms or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatRequest:
+    worker: str
+    jids: list[int]
+    tokens: list[int]
+    extend_ms: list[int]
+    progress: list[bytes | None]
+    job_ids: list[str]
+
+
+def parse_heartbeat(body: Any, default_extend_s: int) -> HeartbeatRequest:
+    p = Problems()
+    if not _object(body, "", HEARTBEAT_FIELDS, p):
+        p.raise_if_any("invalid heartbeat")
+    worker = _str(body.get("workerId"), "workerId", 128, p)
+    leases = body.get("leases")
+    if not isinstance(leases, list) or not 1 <= len(leases) <= MAX_ITEMS:
+        p.add("leases", f"must be a list of 1..{MAX_ITEMS} leases")
+        p.raise_if_any("invalid heartbeat")
+    jids, tokens, extend, progress, job_ids = [], [], [], [], []
+    for i, lease in enumerate(leases):
+        where = f"leases[{i}]"
+        if not _object(lease, where, LEASE_FIELDS, p):
+            continue
+        jid, token = _job_and_lease(lease, where, p)
+        seconds = _int(lease.get("extendSeconds", default_extend_s), f"{where}.extendSeconds",
+                       1, 3600, p)
+        raw = lease.get("progress")
+        if raw is not None and not isinstance(raw, dict):
+            p.add(f"{where}.progress", "must be an object")
+        elif raw is not None:
+            pct = raw.get("pct")
+            if pct is not None and (isinstance(pct, bool) or not isinstance(pct, int | float)
+                                    or not 0 <= pct <= 100):
+                p.add(f"{where}.progress.pct", "must be a number 0..100")
+        jids.append(jid)
+        tokens.append(token)
+        extend.append((seconds or 1) * 1000)
+        progress.append(None if raw is None else orjson.dumps(raw))
+        job_ids.append(lease.get("jobId"))
+    p.raise_if_any("invalid heartbeat")
+    return HeartbeatRequest(worker or "", jids, tokens, extend, progress, job_ids)
+
+
+def _job_and_lease(obj: dict[str, Any], where: str, p: Problems) -> tuple[int, int]:
+    """Job number and token; an id that is not ours maps to job 0 (which never exists)."""
+    job_id = obj.get("jobId")
+    if not isinstance(job_id, str) or not job_id:
+        p.add(f"{where}.jobId", "required string")
+    parsed = parse_job_id(job_id)
+    lease = obj.get("leaseId")
+    if not isinstance(lease, str) or not lease:
+        p.add(f"{where}.leaseId", "required string")
+    token = parse_lease_id(lease)
+    return (parsed[1] if parsed else 0), (token if token is not None else 0)
+
+
+@dataclass(frozen=True, slots=True)
+class AckRequest:
+    worker: str
+    items: list[AckItem]
+    job_ids: list[str]
+    claim: ClaimRequest | None
+
+
+def parse_ack(body: Any) -> AckRequest:
+    p = Problems()
+    if not _object(body, "", ACK_FIELDS, p):
+        p.raise_if_any("invalid ack")
+    worker = _str(body.get("workerId"), "workerId", 128, p)
+    results = body.get("results")
+    if not isinstance(results, list) or len(results) > MAX_ITEMS:
+        p.add("results", f"must be a list of at most {MAX_ITEMS} results")
+        p.raise_if_any("invalid ack")
+    items: list[AckItem] = []
+    job_ids: list[str] = []
+    for i, result in enumerate(results):
+        where = f"results[{i}]"
+        if not _object(result, where, RESULT_FIELDS, p):
+            continue
+        item = _ack_item(result, where, p)
+        if item is not None:
+            items.append(item)
+            job_ids.append(result["jobId"])
+    claim = None
+    if body.get("claim") is not None:
+        try:
+            claim = parse_claim(body["claim"], worker or "", "claim")
+        except ValidationFailed as exc:
+            for detail in exc.details or []:
+                p.add(detail["field"], detail["problem"])
+    if not results and claim is None:
+        p.add("results", "must not be empty unless a claim is given")
+    p.raise_if_any("invalid ack")
+    return AckRequest(worker or "", items, job_ids, claim)
+
+
+def _ack_item(result: dict[str, Any], where: str, p: Problems) -> AckItem | None:
+    jid, token = _job_and_lease(result, where, p)
+    status = result.get("status")
+    if status not in ACK_STATUSES:
+        p.add(f"{where}.status", "must be succeeded, failed, canceled or timed_out")
+    retryable, retry_after_ms, error = True, 0, None
+    raw_error = result.get("error")
+    if raw_error is not None and _object(raw_error, f"{where}.error", ERROR_FIELDS, p):
+        if "class" in raw_error:
+            _str(raw_error["class"], f"{where}.error.class", 128, p)
+        if "message" in raw_error and not isinstance(raw_error["message"], str):
+            p.add(f"{where}.error.message", "must be a string")
+        if "retryable" in raw_error:
+            if not isinstance(raw_error["retryable"], bool):
+                p.add(f"{where}.error.retryable", "must be true or false")
+            else:
+                retryable = raw_error["retryable"]
+        after = raw_error.get("retryAfterSeconds")
+        if after is not None:
+            if isinstance(after, bool) or not isinstance(after, int | float) or not 0 <= after <= 86_400:
+                p.add(f"{where}.error.retryAfterSeconds", "must be a number 0..86400")
+            else:
+                retry_after_ms = int(after * 1000)
+        error = orjson.dumps(raw_error)
+    artifacts = result.get("artifacts")
+    if artifacts is not None:
+        _check_artifacts(artifacts, f"{where}.artifacts", p)
+    output = None
+    if "output" in result or artifacts:
+        output = orjson.dumps({"output": result.get("output"), "artifacts": artifacts or []})
+    if status not in ACK_STATUSES:
+        return None
+    return AckItem(jid, token, status, retryable, retry_after_ms, error, output)
+
+
+def _check_artifacts(artifacts: Any, where: str, p: Problems) -> None:
+    if not isinstance(artifacts, list) or len(artifacts) > 1_000:
+        p.add(where, "must be a list of at most 1000 artifacts")
+        return
+    for i, artifact in enumerate(artifacts):
+        at = f"{where}[{i}]"
+        if not _object(artifact, at, ARTIFACT_FIELDS, p):
+            continue
+        _str(artifact.get("uri"), f"{at}.uri", 2048, p)
+        digest = artifact.get("digest")
+        if not isinstance(digest, str) or not DIGEST.match(digest):
+            p.add(f"{at}.digest", "must be sha256:<64 lowercase hex>")
+        if "mime" in artifact:
+            _str(artifact["mime"], f"{at}.mime", 255, p)

@@ -1,0 +1,87 @@
+"""Run the broker as a server: load state, open the port, stop cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+
+from aiohttp import web
+
+from .api.app import make_app
+from .api.auth import Authenticator, issue_token
+from .config import Config
+from .service import Broker
+from .store import ledger_for
+
+log = logging.getLogger("broker")
+
+DEV_SCOPES = "orch:read orch:operate orch:worker orch:quota orch:backfill"
+
+
+class Server:
+    """A broker plus its HTTP site; ``start`` returns once the port is open."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.broker = Broker(ledger_for(config.store), config.service)
+        keys = config.keys(create=True)
+        self.keys = keys
+        self.app = make_app(self.broker, Authenticator(keys), config.api)
+        self._runner: web.AppRunner | None = None
+        self.port = config.port
+
+    async def start(self) -> None:
+        await self.broker.start()  # state is loaded before the port opens
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.host, self.config.port, backlog=1024)
+        await site.start()
+        server = site._server  # noqa: SLF001 - the only way to learn a port chosen by the OS
+        if server is not None and self.config.port == 0:
+            self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self.broker.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.config.host}:{self.port}"
+
+    def write_dev_token(self) -> str | None:
+        """A development token (tenant ``dev``, every scope) next to the key file."""
+        if self.keys.sign_key is None:
+            return None
+        token = issue_token(self.keys, "dev", DEV_SCOPES, subject="dev")
+        path = self.config.dev_token_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(token + "\n")
+        path.chmod(0o600)
+        return str(path)
+
+
+async def serve(config: Config, announce: Callable[[str], None] = print) -> None:
+    server = Server(config)
+    await server.start()
+    announce(f"broker listening on {server.url} (store {server.broker.ledger.url})")
+    token_path = server.write_dev_token()
+    if token_path:
+        announce(f"dev token (tenant dev, all scopes): {token_path}")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    announce("broker stopping: writing what is pending")
+    await server.stop()
+
+
+def run(config: Config) -> None:
+    import uvloop
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvloop.run(serve(config))
