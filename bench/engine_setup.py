@@ -24,5 +24,7 @@ def filled_engine(impl: str, queued: int, tenants: int = 1) -> Engine:
     chunk = [SPEC] * 10_000
     for start in range(0, queued, 10_000):
         n = min(10_000, queued - start)
-        engine.submit(0, f"tenant-{start // 10_000 % tenants}" if tenants > 1 else TENANT, chunk[:n])
+        engine.submit(
+            0, f"tenant-{start // 10_000 % tenants}" if tenants > 1 else TENANT, chunk[:n]
+        )
     return engine

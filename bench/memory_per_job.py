@@ -47,9 +47,19 @@ def main() -> None:
         return
     for impl in ["native", "twin"] if args.impl == "both" else [args.impl]:
         out = subprocess.run(
-            [sys.executable, "-m", "bench.memory_per_job", "--child", "--impl", impl,
-             "--jobs", str(args.jobs)],
-            check=True, capture_output=True, text=True,
+            [
+                sys.executable,
+                "-m",
+                "bench.memory_per_job",
+                "--child",
+                "--impl",
+                impl,
+                "--jobs",
+                str(args.jobs),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         )
         print(f"{impl}: {out.stdout.strip()} bytes per queued job ({args.jobs:,} jobs)")
 

@@ -30,8 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--workers", type=_positive, default=4, help="SDK workers (4)")
     demo.add_argument("--batch", type=_positive, default=100, help="claim batch size (100)")
     demo.add_argument("--fail-rate", type=float, default=0.01, help="share of failing attempts")
-    demo.add_argument("--in-process", action="store_true",
-                      help="drive the engine directly, without HTTP or a ledger")
+    demo.add_argument(
+        "--in-process",
+        action="store_true",
+        help="drive the engine directly, without HTTP or a ledger",
+    )
     return parser
 
 
@@ -62,13 +65,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         config = config_module.load(flags)
         try:
-            token = issue_token(config.keys(create=True), args.tenant, args.scopes,
-                                subject=args.subject, project=args.project, ttl_s=args.ttl)
+            token = issue_token(
+                config.keys(create=True),
+                args.tenant,
+                args.scopes,
+                subject=args.subject,
+                project=args.project,
+                ttl_s=args.ttl,
+            )
         except ValueError as exc:
             print(f"token: {exc}", file=sys.stderr)
             return 2
-        print(f"# tenant {args.tenant}, scopes {args.scopes!r}, key {config.key_file}",
-              file=sys.stderr)
+        print(
+            f"# tenant {args.tenant}, scopes {args.scopes!r}, key {config.key_file}",
+            file=sys.stderr,
+        )
         print(token)
     elif args.command == "demo":
         if not 0.0 <= args.fail_rate <= 1.0:
@@ -80,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             from .http_demo import run_http_demo
 
-            return run_http_demo(config_module.load(flags), args.jobs, args.workers, args.batch,
-                                 args.fail_rate)
+            return run_http_demo(
+                config_module.load(flags), args.jobs, args.workers, args.batch, args.fail_rate
+            )
     return 0

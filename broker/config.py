@@ -12,7 +12,8 @@ This is the only module that reads the environment (apart from the
 | HS256 secret instead of the Ed25519 key file | | ``BROKER_JWT_HS256_SECRET`` | unset |
 | Ed25519 public key (PEM) to verify with | | ``BROKER_JWT_PUBLIC_KEY`` | unset |
 | flush backlog bound (rows) | ``--max-backlog`` | ``BROKER_MAX_BACKLOG`` | 200000 |
-| retry backoff base / cap (ms) | | ``BROKER_RETRY_BASE_MS`` / ``BROKER_RETRY_CAP_MS`` | 1000 / 600000 |
+| retry backoff base (ms) | | ``BROKER_RETRY_BASE_MS`` | 1000 |
+| retry backoff cap (ms) | | ``BROKER_RETRY_CAP_MS`` | 600000 |
 """
 
 from __future__ import annotations

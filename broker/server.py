@@ -83,5 +83,7 @@ async def serve(config: Config, announce: Callable[[str], None] = print) -> None
 def run(config: Config) -> None:
     import uvloop
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     uvloop.run(serve(config))

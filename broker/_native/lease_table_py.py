@@ -81,7 +81,7 @@ class LeaseTable:
         """Lease every job to ``worker`` until ``deadline``; returns fresh tokens.
 
         Refuses the whole batch (ValueError) if a job is already leased or
-        appears twice.
+        appears twice, or if a token would pass the int64 range.
         """
         _check(worker, "worker")
         _check(deadline, "deadline")
@@ -91,6 +91,8 @@ class LeaseTable:
             if job in self._leases or job in seen:
                 raise ValueError(f"job {job} is already leased")
             seen.add(job)
+        if self._next + len(jobs) - 1 > _MAX:
+            raise ValueError("token counter exhausted")
         tokens = []
         for job in jobs:
             token = self._next

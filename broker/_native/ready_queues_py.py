@@ -204,7 +204,9 @@ class ReadyQueues:
         if job in self._where:
             raise ValueError(f"job {job} is already queued")
 
-    def _insert(self, job: int, tenant: int, jtype: int, priority: int, seq: int, front: bool) -> None:
+    def _insert(
+        self, job: int, tenant: int, jtype: int, priority: int, seq: int, front: bool
+    ) -> None:
         queue = self._queue(tenant, jtype)
         lane = queue.lanes[priority]
         if front:

@@ -105,7 +105,9 @@ class TokenBuckets:
         )
 
     def take(self, key: int, n: int, now: int) -> tuple[int, int]:
-        """Take up to ``n`` tokens: (granted, ms until the next token; 0 if all granted, -1 never)."""
+        """Take up to ``n`` tokens: (granted, ms until the next token).
+
+        The wait is 0 when everything was granted and -1 when no token will ever come."""
         if n < 0:
             raise ValueError("n must be >= 0")
         bucket = self._buckets.get(key)

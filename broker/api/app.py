@@ -43,13 +43,19 @@ class ApiSettings:
     default_extend_s: int = 30
 
 
-def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=orjson.dumps(data), status=status, headers=headers,
-                        content_type="application/json")
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(data), status=status, headers=headers, content_type="application/json"
+    )
 
 
 def error_response(
-    code: str, message: str, trace_id: str, details: list[dict[str, str]] | None = None,
+    code: str,
+    message: str,
+    trace_id: str,
+    details: list[dict[str, str]] | None = None,
     headers: dict[str, str] | None = None,
 ) -> web.Response:
     error: dict[str, Any] = {"code": code, "message": message, "traceId": trace_id}
@@ -88,7 +94,9 @@ async def envelope_middleware(request: web.Request, handler: Handler) -> web.Str
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = _AIOHTTP_CODES.get(exc.status, "VALIDATION_FAILED" if exc.status < 500 else "INTERNAL")
+        code = _AIOHTTP_CODES.get(
+            exc.status, "VALIDATION_FAILED" if exc.status < 500 else "INTERNAL"
+        )
         return error_response(code, exc.reason, trace, headers=_allow_header(exc))
     except Exception:
         log.exception("unhandled error (trace %s)", trace)
@@ -101,7 +109,9 @@ def _allow_header(exc: web.HTTPException) -> dict[str, str] | None:
 
 
 class Api:
-    def __init__(self, broker: Broker, auth: Authenticator, settings: ApiSettings | None = None) -> None:
+    def __init__(
+        self, broker: Broker, auth: Authenticator, settings: ApiSettings | None = None
+    ) -> None:
         self.broker = broker
         self.auth = auth
         self.settings = settings or ApiSettings()
@@ -122,10 +132,16 @@ class Api:
         try:
             return await request.read()
         except web.HTTPRequestEntityTooLarge:
-            raise PayloadTooLarge(f"request body over {self.settings.max_body_bytes} bytes") from None
+            raise PayloadTooLarge(
+                f"request body over {self.settings.max_body_bytes} bytes"
+            ) from None
 
     async def idempotent(
-        self, request: web.Request, tenant: str, body: bytes, run: Callable[[], Awaitable[web.Response]]
+        self,
+        request: web.Request,
+        tenant: str,
+        body: bytes,
+        run: Callable[[], Awaitable[web.Response]],
     ) -> web.Response:
         key = request.headers.get("Idempotency-Key")
         if key is None:
@@ -135,9 +151,12 @@ class Api:
         now = self.broker.clock.now_ms()
         answer = await self.idempotency.lookup(slot, body, now)
         if answer is not None:
-            return web.Response(body=answer.body, status=answer.status,
-                                content_type="application/json",
-                                headers={"Idempotent-Replayed": "true"})
+            return web.Response(
+                body=answer.body,
+                status=answer.status,
+                content_type="application/json",
+                headers={"Idempotent-Replayed": "true"},
+            )
         response: web.Response | None = None
         try:
             response = await run()
@@ -168,16 +187,20 @@ class Api:
         body = await self.body(request)
 
         async def run() -> web.Response:
-            specs = parse_submit(parse_json(body), self.broker.clock.now_ms(),
-                                 self.settings.max_payload_bytes)
+            specs = parse_submit(
+                parse_json(body), self.broker.clock.now_ms(), self.settings.max_payload_bytes
+            )
             try:
                 replies = await self.broker.submit(tenant, specs)
             except Backpressure as exc:
                 self._count_refusal(exc)
                 raise
             jobs = [
-                {"jobId": render.job_id(r.created, r.jid),
-                 "state": states.NAMES[r.state], "deduplicated": r.deduplicated}
+                {
+                    "jobId": render.job_id(r.created, r.jid),
+                    "state": states.NAMES[r.state],
+                    "deduplicated": r.deduplicated,
+                }
                 for r in replies
             ]
             return json_response({"jobs": jobs}, 201)
@@ -200,7 +223,12 @@ class Api:
         tenant = self.principal(request).require("orch:worker")
         claim = parse_claim(parse_json(await self.body(request)))
         grant = await self.broker.claim(
-            tenant, claim.worker, claim.job_types, claim.max_jobs, claim.lease_ms, claim.wait_ms,
+            tenant,
+            claim.worker,
+            claim.job_types,
+            claim.max_jobs,
+            claim.lease_ms,
+            claim.wait_ms,
             gone=_client_gone(request),
         )
         response = json_response({"jobs": render.claimed_jobs(self.broker.engine, grant)})
@@ -211,14 +239,17 @@ class Api:
         started = time.perf_counter()
         tenant = self.principal(request).require("orch:worker")
         beat = parse_heartbeat(parse_json(await self.body(request)), self.settings.default_extend_s)
-        replies = self.broker.heartbeat(tenant, beat.jids, beat.tokens, beat.extend_ms, beat.progress)
+        replies = self.broker.heartbeat(
+            tenant, beat.jids, beat.tokens, beat.extend_ms, beat.progress
+        )
         leases = []
         for job_id, reply in zip(beat.job_ids, replies, strict=True):
             if reply.deadline < 0:
                 leases.append({"jobId": job_id, "status": "lost"})
             else:
-                leases.append({"jobId": job_id, "status": "extended",
-                               "leaseUntil": rfc3339(reply.deadline)})
+                leases.append(
+                    {"jobId": job_id, "status": "extended", "leaseUntil": rfc3339(reply.deadline)}
+                )
         response = json_response({"leases": leases})
         self.metrics.latency["heartbeat"].observe(time.perf_counter() - started)
         return response
@@ -238,15 +269,23 @@ class Api:
             results = []
             for job_id, reply in zip(ack.job_ids, replies, strict=True):
                 if reply.outcome == ACCEPTED:
-                    results.append({"jobId": job_id, "outcome": ACCEPTED,
-                                    "state": states.NAMES[reply.state]})
+                    results.append(
+                        {"jobId": job_id, "outcome": ACCEPTED, "state": states.NAMES[reply.state]}
+                    )
                 else:
                     results.append({"jobId": job_id, "outcome": reply.outcome})
             out: dict[str, Any] = {"results": results}
             if ack.claim is not None:
                 c = ack.claim
-                grant = await self.broker.claim(tenant, ack.worker, c.job_types, c.max_jobs,
-                                                c.lease_ms, c.wait_ms, gone=_client_gone(request))
+                grant = await self.broker.claim(
+                    tenant,
+                    ack.worker,
+                    c.job_types,
+                    c.max_jobs,
+                    c.lease_ms,
+                    c.wait_ms,
+                    gone=_client_gone(request),
+                )
                 out["jobs"] = render.claimed_jobs(self.broker.engine, grant)
             return json_response(out)
 
@@ -262,9 +301,15 @@ class Api:
         broker = self.broker
         if await broker.ready():
             return json_response({"status": "ready", "store": broker.ledger.url})
-        reason = "starting" if not broker.started else (
-            f"ledger unavailable: {broker.flusher.last_error}" if not broker.flusher.healthy
-            else "ledger does not answer")
+        reason = (
+            "starting"
+            if not broker.started
+            else (
+                f"ledger unavailable: {broker.flusher.last_error}"
+                if not broker.flusher.healthy
+                else "ledger does not answer"
+            )
+        )
         return error_response("NOT_READY", reason, request["trace_id"])
 
     def metrics_snapshot(self) -> dict[str, object]:
@@ -288,8 +333,10 @@ class Api:
         }
 
     async def metrics_route(self, request: web.Request) -> web.Response:
-        return web.Response(body=self.metrics.render(self.metrics_snapshot()),
-                            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+        return web.Response(
+            body=self.metrics.render(self.metrics_snapshot()),
+            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+        )
 
     async def openapi_wrapped(self, request: web.Request) -> web.Response:
         return json_response(
@@ -311,7 +358,9 @@ def _client_gone(request: web.Request) -> Callable[[], bool]:
     return gone
 
 
-def make_app(broker: Broker, auth: Authenticator, settings: ApiSettings | None = None) -> web.Application:
+def make_app(
+    broker: Broker, auth: Authenticator, settings: ApiSettings | None = None
+) -> web.Application:
     api = Api(broker, auth, settings)
     app = web.Application(
         middlewares=[envelope_middleware], client_max_size=api.settings.max_body_bytes

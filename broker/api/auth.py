@@ -96,8 +96,13 @@ def issue_token(
     if unknown:
         raise ValueError(f"unknown scopes: {' '.join(sorted(unknown))}")
     now = int(time.time())
-    claims: dict[str, object] = {"sub": subject, "tenant": tenant, "scope": scopes, "iat": now,
-                                 "exp": now + ttl_s}
+    claims: dict[str, object] = {
+        "sub": subject,
+        "tenant": tenant,
+        "scope": scopes,
+        "iat": now,
+        "exp": now + ttl_s,
+    }
     if project:
         claims["project"] = project
     return keys.sign(claims)

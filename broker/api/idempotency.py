@@ -34,7 +34,9 @@ class IdempotencyCache:
     @staticmethod
     def check_key(key: str) -> None:
         if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
-            raise ValidationFailed(f"Idempotency-Key must be 1..{MAX_KEY_LENGTH} printable characters")
+            raise ValidationFailed(
+                f"Idempotency-Key must be 1..{MAX_KEY_LENGTH} printable characters"
+            )
 
     async def lookup(self, slot: tuple[str, str, str], body: bytes, now_ms: int) -> Answer | None:
         """The remembered answer, or None when this request should run (and ``finish``)."""

@@ -12,8 +12,23 @@ from collections.abc import Iterable
 
 from .. import states
 
-LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                   10.0, 30.0)
+LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
 
 
 class Histogram:
@@ -54,14 +69,30 @@ class Metrics:
             out.extend(samples)
 
         live: list[int] = snapshot["state_counts"]  # type: ignore[assignment]
-        family("orchestrator_queue_depth", "gauge", "Jobs ready to be claimed.",
-               [f"orchestrator_queue_depth {snapshot['queue_depth']}"])
-        family("orchestrator_jobs", "gauge", "Live jobs by state.",
-               [f'orchestrator_jobs{{state="{states.NAMES[s]}"}} {live[s]}'
-                for s in (states.PENDING, states.READY, states.LEASED, states.BLOCKED)])
-        family("orchestrator_jobs_total", "counter", "Jobs that reached a terminal state.",
-               [f'orchestrator_jobs_total{{state="{states.NAMES[s]}"}} {live[s]}'
-                for s in (states.SUCCEEDED, states.DEAD, states.CANCELED)])
+        family(
+            "orchestrator_queue_depth",
+            "gauge",
+            "Jobs ready to be claimed.",
+            [f"orchestrator_queue_depth {snapshot['queue_depth']}"],
+        )
+        family(
+            "orchestrator_jobs",
+            "gauge",
+            "Live jobs by state.",
+            [
+                f'orchestrator_jobs{{state="{states.NAMES[s]}"}} {live[s]}'
+                for s in (states.PENDING, states.READY, states.LEASED, states.BLOCKED)
+            ],
+        )
+        family(
+            "orchestrator_jobs_total",
+            "counter",
+            "Jobs that reached a terminal state.",
+            [
+                f'orchestrator_jobs_total{{state="{states.NAMES[s]}"}} {live[s]}'
+                for s in (states.SUCCEEDED, states.DEAD, states.CANCELED)
+            ],
+        )
         for name, doc in (
             ("submitted", "Jobs accepted by submission."),
             ("claimed", "Jobs leased to workers."),
@@ -74,13 +105,24 @@ class Metrics:
         ):
             metric = f"orchestrator_{name}_total"
             family(metric, "counter", doc, [f"{metric} {snapshot[name]}"])
-        family("orchestrator_ledger_lag_seconds", "gauge",
-               "Age of the oldest change not yet committed to the ledger.",
-               [f"orchestrator_ledger_lag_seconds {_num(snapshot['ledger_lag_seconds'])}"])  # type: ignore[arg-type]
-        family("orchestrator_ledger_backlog_rows", "gauge", "Rows waiting to be written.",
-               [f"orchestrator_ledger_backlog_rows {snapshot['ledger_backlog']}"])
-        family("orchestrator_ledger_up", "gauge", "1 when the last ledger write succeeded.",
-               [f"orchestrator_ledger_up {snapshot['ledger_up']}"])
+        family(
+            "orchestrator_ledger_lag_seconds",
+            "gauge",
+            "Age of the oldest change not yet committed to the ledger.",
+            [f"orchestrator_ledger_lag_seconds {_num(snapshot['ledger_lag_seconds'])}"],
+        )  # type: ignore[arg-type]
+        family(
+            "orchestrator_ledger_backlog_rows",
+            "gauge",
+            "Rows waiting to be written.",
+            [f"orchestrator_ledger_backlog_rows {snapshot['ledger_backlog']}"],
+        )
+        family(
+            "orchestrator_ledger_up",
+            "gauge",
+            "1 when the last ledger write succeeded.",
+            [f"orchestrator_ledger_up {snapshot['ledger_up']}"],
+        )
         for route, hist in self.latency.items():
             name = f"orchestrator_{route}_latency_seconds"
             family(name, "histogram", f"Latency of {route} requests.", hist.lines(name))

@@ -34,23 +34,25 @@ def claimed_jobs(engine: Engine, grant: Grant) -> list[dict[str, Any]]:
         if until is None:
             until = until_cache[deadline] = rfc3339(deadline)
         meta = job.meta
-        out.append({
-            "jobId": job_id(job.created, job.jid),
-            "leaseId": lease_id(token),
-            "leaseUntil": until,
-            "attempt": job.attempt,
-            "maxAttempts": job.max_attempts,
-            "jobType": types.name(job.jtype),
-            "priority": job.priority,
-            "tenant": tenants.name(job.tenant),
-            "project": meta.project if meta else None,
-            "correlationId": meta.correlation_id if meta else None,
-            "idempotencyKey": meta.idempotency_key if meta else None,
-            "runId": meta.run_id if meta else None,
-            "payload": orjson.Fragment(job.payload),
-            "payloadDigest": digest(job.payload),
-            "retryHint": {"backoffSeconds": ceiling(job.attempt) / 1000},
-        })
+        out.append(
+            {
+                "jobId": job_id(job.created, job.jid),
+                "leaseId": lease_id(token),
+                "leaseUntil": until,
+                "attempt": job.attempt,
+                "maxAttempts": job.max_attempts,
+                "jobType": types.name(job.jtype),
+                "priority": job.priority,
+                "tenant": tenants.name(job.tenant),
+                "project": meta.project if meta else None,
+                "correlationId": meta.correlation_id if meta else None,
+                "idempotencyKey": meta.idempotency_key if meta else None,
+                "runId": meta.run_id if meta else None,
+                "payload": orjson.Fragment(job.payload),
+                "payloadDigest": digest(job.payload),
+                "retryHint": {"backoffSeconds": ceiling(job.attempt) / 1000},
+            }
+        )
     return out
 
 

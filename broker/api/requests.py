@@ -25,10 +25,23 @@ DIGEST = re.compile(r"sha256:[0-9a-f]{64}\Z")
 MAX_JOBS_PER_SUBMIT = 10_000
 MAX_ITEMS = 1_000
 
-SUBMIT_FIELDS = frozenset({
-    "jobType", "payload", "priority", "sourceHost", "idempotencyKey", "notBefore", "maxAttempts",
-    "leaseSeconds", "correlationId", "project", "runId", "key", "dependsOn",
-})
+SUBMIT_FIELDS = frozenset(
+    {
+        "jobType",
+        "payload",
+        "priority",
+        "sourceHost",
+        "idempotencyKey",
+        "notBefore",
+        "maxAttempts",
+        "leaseSeconds",
+        "correlationId",
+        "project",
+        "runId",
+        "key",
+        "dependsOn",
+    }
+)
 CLAIM_FIELDS = frozenset({"workerId", "jobTypes", "maxJobs", "leaseSeconds", "waitMs"})
 NESTED_CLAIM_FIELDS = CLAIM_FIELDS - {"workerId"}
 HEARTBEAT_FIELDS = frozenset({"workerId", "leases"})
@@ -206,8 +219,9 @@ def parse_claim(body: Any, worker: str | None = None, where: str = "") -> ClaimR
         lease = _int(lease, f"{prefix}leaseSeconds", 1, 3600, p)
     wait_ms = _int(body.get("waitMs", 0), f"{prefix}waitMs", 0, 30_000, p)
     p.raise_if_any("invalid claim")
-    return ClaimRequest(worker or "", types, max_jobs or 1, lease * 1000 if lease else None,
-                        wait_ms or 0)
+    return ClaimRequest(
+        worker or "", types, max_jobs or 1, lease * 1000 if lease else None, wait_ms or 0
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,15 +249,17 @@ def parse_heartbeat(body: Any, default_extend_s: int) -> HeartbeatRequest:
         if not _object(lease, where, LEASE_FIELDS, p):
             continue
         jid, token = _job_and_lease(lease, where, p)
-        seconds = _int(lease.get("extendSeconds", default_extend_s), f"{where}.extendSeconds",
-                       1, 3600, p)
+        seconds = _int(
+            lease.get("extendSeconds", default_extend_s), f"{where}.extendSeconds", 1, 3600, p
+        )
         raw = lease.get("progress")
         if raw is not None and not isinstance(raw, dict):
             p.add(f"{where}.progress", "must be an object")
         elif raw is not None:
             pct = raw.get("pct")
-            if pct is not None and (isinstance(pct, bool) or not isinstance(pct, int | float)
-                                    or not 0 <= pct <= 100):
+            if pct is not None and (
+                isinstance(pct, bool) or not isinstance(pct, int | float) or not 0 <= pct <= 100
+            ):
                 p.add(f"{where}.progress.pct", "must be a number 0..100")
         jids.append(jid)
         tokens.append(token)
@@ -326,7 +342,11 @@ def _ack_item(result: dict[str, Any], where: str, p: Problems) -> AckItem | None
                 retryable = raw_error["retryable"]
         after = raw_error.get("retryAfterSeconds")
         if after is not None:
-            if isinstance(after, bool) or not isinstance(after, int | float) or not 0 <= after <= 86_400:
+            if (
+                isinstance(after, bool)
+                or not isinstance(after, int | float)
+                or not 0 <= after <= 86_400
+            ):
                 p.add(f"{where}.error.retryAfterSeconds", "must be a number 0..86400")
             else:
                 retry_after_ms = int(after * 1000)

@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from .. import _native
-from ..errors import IllegalTransition, NotFound, ValidationFailed
 from .. import states as S
+from ..errors import IllegalTransition, NotFound, ValidationFailed
 from .commands import (
     ACCEPTED,
     ACK_STATUSES,
@@ -66,7 +66,9 @@ class Engine:
         self.ready = kernels.ReadyQueues()
         self.leases = kernels.LeaseTable(first_token)
         self.timers = kernels.TimerIndex()
-        self.retry = RetryPolicy(cfg.retry_base_ms, cfg.retry_cap_ms, cfg.retry_after_cap_ms, cfg.seed)
+        self.retry = RetryPolicy(
+            cfg.retry_base_ms, cfg.retry_cap_ms, cfg.retry_after_cap_ms, cfg.seed
+        )
         self.next_jid = first_jid
         #: live jobs per state; terminal states count every job that ever got there
         self.state_counts = [0] * len(S.NAMES)
@@ -458,7 +460,9 @@ class Engine:
             if not PRIORITY_MIN <= spec.priority <= PRIORITY_MAX:
                 problems.append({"field": f"jobs[{index}].priority", "problem": "must be 0..9"})
             if spec.max_attempts is not None and not 1 <= spec.max_attempts <= MAX_ATTEMPTS_LIMIT:
-                problems.append({"field": f"jobs[{index}].maxAttempts", "problem": "must be 1..100"})
+                problems.append(
+                    {"field": f"jobs[{index}].maxAttempts", "problem": "must be 1..100"}
+                )
             if spec.lease_ms is not None and not 1 <= spec.lease_ms <= max_lease:
                 problems.append({"field": f"jobs[{index}].leaseSeconds", "problem": "out of range"})
             if spec.not_before < 0:
@@ -584,7 +588,9 @@ class Engine:
                 errors.append(f"job {jid} has attempt {job.attempt} > {job.max_attempts}")
         for state in (S.PENDING, S.READY, S.LEASED, S.BLOCKED):
             if counts[state] != self.state_counts[state]:
-                errors.append(f"{S.NAMES[state]} count {self.state_counts[state]} != {counts[state]}")
+                errors.append(
+                    f"{S.NAMES[state]} count {self.state_counts[state]} != {counts[state]}"
+                )
         if len(self.ready) != counts[S.READY] or len(self.leases) != counts[S.LEASED]:
             errors.append("kernel sizes differ from the job table")
         return errors

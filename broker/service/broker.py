@@ -80,7 +80,10 @@ class Broker:
         )
         self.engine.restore(live.jobs, live.recent_keyed, decode_meta)
         log.info(
-            "loaded %d live jobs from %s (boot epoch %d)", len(live.jobs), self.ledger.url, self.epoch
+            "loaded %d live jobs from %s (boot epoch %d)",
+            len(live.jobs),
+            self.ledger.url,
+            self.epoch,
         )
         self.flusher = Flusher(self.ledger, Journal(self.engine), self.settings.max_backlog)
         self.ticker = Ticker(self.engine, self.clock, self._records_from_ticker)
@@ -222,7 +225,8 @@ class Broker:
                 tenants.update(j.tenant for j in record.jobs)
             elif isinstance(record, Finished):
                 tenants.update(
-                    j.tenant for j, s in zip(record.jobs, record.states, strict=True)
+                    j.tenant
+                    for j, s in zip(record.jobs, record.states, strict=True)
                     if s == states.READY
                 )
         if tenants:

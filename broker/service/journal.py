@@ -45,7 +45,9 @@ class Journal:
             elif isinstance(record, Changed):
                 for job in record.jobs:
                     self._touch(job)
-                    self._transitions.append(TransitionRow(job.jid, record.at, record.state, record.reason))
+                    self._transitions.append(
+                        TransitionRow(job.jid, record.at, record.state, record.reason)
+                    )
 
     def cut(self) -> FlushBatch:
         """Everything gathered so far, as rows; the journal starts empty again."""
@@ -78,7 +80,15 @@ class Journal:
         for job, token in zip(record.jobs, record.tokens, strict=True):
             self._touch(job)
             attempts[(job.jid, token)] = [
-                job.jid, token, record.worker, record.at, deadline, 0, "", None, None,
+                job.jid,
+                token,
+                record.worker,
+                record.at,
+                deadline,
+                0,
+                "",
+                None,
+                None,
             ]
 
     def _finished(self, record: Finished) -> None:

@@ -7,7 +7,15 @@ from __future__ import annotations
 
 from .. import states
 from .base import Ledger
-from .rows import AttemptRow, FlushBatch, JobHistory, JobRow, LiveState, TransitionRow, latest_attempts
+from .rows import (
+    AttemptRow,
+    FlushBatch,
+    JobHistory,
+    JobRow,
+    LiveState,
+    TransitionRow,
+    latest_attempts,
+)
 
 
 class MemoryLedger(Ledger):

@@ -18,7 +18,15 @@ from typing import TypeVar
 
 from . import queries
 from .base import Ledger
-from .rows import AttemptRow, FlushBatch, JobHistory, JobRow, LiveState, TransitionRow, latest_attempts
+from .rows import (
+    AttemptRow,
+    FlushBatch,
+    JobHistory,
+    JobRow,
+    LiveState,
+    TransitionRow,
+    latest_attempts,
+)
 
 _Q = queries.load("broker.store.sql.sqlite", "queries.sql")
 _SCHEMA = queries.load("broker.store.sql.sqlite", "schema.sql")["schema"]

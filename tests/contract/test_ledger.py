@@ -17,9 +17,24 @@ Reopen = Callable[[], Awaitable[Ledger]]
 
 def job(jid: int, state: int = states.READY, **kw: object) -> JobRow:
     base = dict(
-        jid=jid, tenant="t", job_type="scan", priority=5, state=state, attempt=0, max_attempts=5,
-        lease_ms=30_000, created=1_000 + jid, not_before=0, payload=b'{"n":%d}' % jid, meta=None,
-        due=0, lease_token=0, lease_worker=None, lease_deadline=0, last_token=0, last_status=None,
+        jid=jid,
+        tenant="t",
+        job_type="scan",
+        priority=5,
+        state=state,
+        attempt=0,
+        max_attempts=5,
+        lease_ms=30_000,
+        created=1_000 + jid,
+        not_before=0,
+        payload=b'{"n":%d}' % jid,
+        meta=None,
+        due=0,
+        lease_token=0,
+        lease_worker=None,
+        lease_deadline=0,
+        last_token=0,
+        last_status=None,
         updated=1_000 + jid,
     )
     base.update(kw)
@@ -62,8 +77,15 @@ async def test_empty_store(ledger: Ledger) -> None:
 
 async def test_insert_update_and_read_back(ledger: Ledger) -> None:
     await ledger.apply(FlushBatch(inserts=[job(1), job(2), job(3, payload=b"\x00\xffraw")]))
-    leased = job(1, state=states.LEASED, attempt=1, lease_token=77, lease_worker="w",
-                 lease_deadline=9_000, updated=2_000)
+    leased = job(
+        1,
+        state=states.LEASED,
+        attempt=1,
+        lease_token=77,
+        lease_worker="w",
+        lease_deadline=9_000,
+        updated=2_000,
+    )
     await ledger.apply(
         FlushBatch(
             updates=[leased],
@@ -77,7 +99,9 @@ async def test_insert_update_and_read_back(ledger: Ledger) -> None:
     third = await ledger.read_job(3)
     assert third is not None and third.job.payload == b"\x00\xffraw"
     two = await ledger.read_job(2)
-    assert two is not None and two.transitions == [TransitionRow(2, 2_000, states.CANCELED, "canceled")]
+    assert two is not None and two.transitions == [
+        TransitionRow(2, 2_000, states.CANCELED, "canceled")
+    ]
 
 
 async def test_attempt_rows_coalesce_to_the_latest(ledger: Ledger) -> None:

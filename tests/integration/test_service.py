@@ -70,8 +70,14 @@ async def test_restart_restores_jobs_leases_and_fences(tmp_path: Path) -> None:
     path = tmp_path / "ledger.db"
     broker = await started(SqliteLedger(path), clock)
     keyed = JobMeta(idempotency_key="once")
-    replies = await broker.submit(T, [JobSpec("scan", b"1"), JobSpec("scan", b"2", meta=keyed),
-                                      JobSpec("scan", b"3", not_before=clock.now_ms() + 60_000)])
+    replies = await broker.submit(
+        T,
+        [
+            JobSpec("scan", b"1"),
+            JobSpec("scan", b"2", meta=keyed),
+            JobSpec("scan", b"3", not_before=clock.now_ms() + 60_000),
+        ],
+    )
     grant = await broker.claim(T, "w", ["scan"], 1, 30_000)
     done = await broker.claim(T, "w", ["scan"], 1, 30_000)
     await broker.ack(T, [AckItem(done.jobs[0].jid, done.tokens[0], "succeeded")])
@@ -159,7 +165,9 @@ async def test_stop_writes_pending_claims(tmp_path: Path) -> None:
     ledger = SqliteLedger(path)
     await ledger.open()
     stored = await ledger.read_job(reply.jid)
-    assert stored is not None and stored.job.state == states.LEASED and stored.job.lease_worker == "w"
+    assert (
+        stored is not None and stored.job.state == states.LEASED and stored.job.lease_worker == "w"
+    )
     await ledger.close()
 
 

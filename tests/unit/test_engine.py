@@ -35,9 +35,7 @@ def engine(new_engine: Callable[..., Engine]) -> Engine:
 
 # -- submission ----------------------------------------------------------------
 def test_submit_ready_and_pending(engine: Engine) -> None:
-    replies, records = engine.submit(
-        10, T, [spec(), spec(not_before=500), spec(not_before=10)]
-    )
+    replies, records = engine.submit(10, T, [spec(), spec(not_before=500), spec(not_before=10)])
     assert [r.state for r in replies] == [states.READY, states.PENDING, states.READY]
     assert [r.deduplicated for r in replies] == [False] * 3
     assert isinstance(records[0], Submitted) and len(records[0].jobs) == 3
@@ -62,7 +60,11 @@ def test_invalid_batch_is_refused_whole(engine: Engine) -> None:
 def test_idempotency_key_dedupes_live_and_recent(engine: Engine) -> None:
     meta = JobMeta(idempotency_key="k1")
     replies, records = engine.submit(0, T, [spec(meta=meta), spec(meta=meta)])
-    assert replies[0].deduplicated is False and replies[1][:3] == (replies[0].jid, states.READY, True)
+    assert replies[0].deduplicated is False and replies[1][:3] == (
+        replies[0].jid,
+        states.READY,
+        True,
+    )
     assert len(records[0].jobs) == 1
     job, token = claim_one(engine)
     engine.ack(1, T, [AckItem(job.jid, token, "succeeded")])
@@ -141,7 +143,9 @@ def test_fairness_between_tenants(new_engine: Callable[..., Engine]) -> None:
 def test_heartbeat_extends_and_reports_lost(engine: Engine) -> None:
     (jid,) = submit(engine)
     job, token = claim_one(engine, lease_ms=1_000)
-    replies, (record,) = engine.heartbeat(900, T, [jid, jid, 12345], [token, token + 99, 1], [1_000] * 3)
+    replies, (record,) = engine.heartbeat(
+        900, T, [jid, jid, 12345], [token, token + 99, 1], [1_000] * 3
+    )
     assert [r.deadline for r in replies] == [1_900, -1, -1]
     assert record.jids == [jid]
     assert engine.expire_leases(1_500) == []
@@ -217,7 +221,14 @@ def test_retry_after_is_a_floor_and_capped(new_engine: Callable[..., Engine]) ->
 
 
 def test_backoff_ceiling_grows_and_caps(engine: Engine) -> None:
-    assert [engine.retry.ceiling(n) for n in (1, 2, 3, 4, 5, 60)] == [100, 200, 400, 800, 1000, 1000]
+    assert [engine.retry.ceiling(n) for n in (1, 2, 3, 4, 5, 60)] == [
+        100,
+        200,
+        400,
+        800,
+        1000,
+        1000,
+    ]
     draws = [engine.retry.delay(3) for _ in range(2_000)]
     assert min(draws) >= 0 and max(draws) <= 400 and len(set(draws)) > 100
 
@@ -297,11 +308,21 @@ def test_cancel_of_another_tenants_job_is_not_found(engine: Engine) -> None:
 
 # -- the transition table ------------------------------------------------------------
 LEGAL = {
-    ("pending", "ready"), ("pending", "canceled"), ("pending", "blocked"),
-    ("ready", "leased"), ("ready", "pending"), ("ready", "canceled"), ("ready", "blocked"),
-    ("leased", "succeeded"), ("leased", "pending"), ("leased", "ready"), ("leased", "dead"),
+    ("pending", "ready"),
+    ("pending", "canceled"),
+    ("pending", "blocked"),
+    ("ready", "leased"),
+    ("ready", "pending"),
+    ("ready", "canceled"),
+    ("ready", "blocked"),
+    ("leased", "succeeded"),
+    ("leased", "pending"),
+    ("leased", "ready"),
+    ("leased", "dead"),
     ("leased", "canceled"),
-    ("blocked", "ready"), ("blocked", "pending"), ("blocked", "canceled"),
+    ("blocked", "ready"),
+    ("blocked", "pending"),
+    ("blocked", "canceled"),
 }
 
 
@@ -348,17 +369,32 @@ def test_complete_matches_ack(new_engine: Callable[..., Engine]) -> None:
         ]
         if use_complete:
             replies, records = engine.complete(
-                5, T, [b[0] for b in batch], [b[1] for b in batch], [b"1", b"2", b"3", b"4", b"5", b"6"]
+                5,
+                T,
+                [b[0] for b in batch],
+                [b[1] for b in batch],
+                [b"1", b"2", b"3", b"4", b"5", b"6"],
             )
         else:
-            items = [AckItem(j, t, "succeeded", output=o) for (j, t), o in zip(batch, b"123456")]
+            outputs = [b"1", b"2", b"3", b"4", b"5", b"6"]
+            items = [
+                AckItem(j, t, "succeeded", output=o)
+                for (j, t), o in zip(batch, outputs, strict=True)
+            ]
             replies, records = engine.ack(5, T, items)
         (fin,) = records
-        answers.append((replies, [j.jid for j in fin.jobs], fin.tokens, fin.states, len(fin.outputs)))
+        answers.append(
+            (replies, [j.jid for j in fin.jobs], fin.tokens, fin.states, len(fin.outputs))
+        )
         assert engine.consistency_errors() == []
     assert answers[0][:4] == answers[1][:4]
     assert [r.outcome for r in answers[0][0]] == [
-        "accepted", "conflict", "accepted", "conflict", "not_found", "accepted"
+        "accepted",
+        "conflict",
+        "accepted",
+        "conflict",
+        "not_found",
+        "accepted",
     ]
 
 

@@ -62,8 +62,14 @@ class EngineMachine(RuleBasedStateMachine):
     ) -> None:
         meta = JobMeta(idempotency_key=key) if key else None
         specs = [
-            JobSpec(t, b"{}", priority=prio, max_attempts=attempts, not_before=self.now + delay,
-                    meta=meta)
+            JobSpec(
+                t,
+                b"{}",
+                priority=prio,
+                max_attempts=attempts,
+                not_before=self.now + delay,
+                meta=meta,
+            )
             for t in jtypes
         ]
         replies, records = self.engine.submit(self.now, tenant, specs)
@@ -112,7 +118,8 @@ class EngineMachine(RuleBasedStateMachine):
         jids = [jid for _, jid, _ in picks]
         tokens = [token for _, _, token in picks]
         live = {
-            jid: token for owner, jid, token in picks
+            jid: token
+            for owner, jid, token in picks
             if owner == tenant and self.held.get(jid) == token
         }
         replies, records = self.engine.complete(self.now, tenant, jids, tokens)
@@ -185,8 +192,9 @@ def describe(records: list[Any]) -> list[tuple[Any, ...]]:
         elif isinstance(r, Leased):
             out.append(("Leased", r.at, [j.jid for j in r.jobs], r.tokens, r.deadline))
         elif isinstance(r, Finished):
-            out.append(("Finished", r.at, [j.jid for j in r.jobs], r.tokens, r.statuses, r.states,
-                        r.due))
+            out.append(
+                ("Finished", r.at, [j.jid for j in r.jobs], r.tokens, r.statuses, r.states, r.due)
+            )
         else:
             out.append(("Extended", r.at, r.jids, r.tokens, r.deadline))
     return out
@@ -199,7 +207,9 @@ def run_script(seed: int, script: list[tuple[int, int, int]]) -> list[tuple[Any,
     for op, a, b in script:
         now += 1
         if op == 0:
-            records += engine.submit(now, "t", [JobSpec("x", b"1", priority=a % 10)] * (b % 4 + 1))[1]
+            records += engine.submit(now, "t", [JobSpec("x", b"1", priority=a % 10)] * (b % 4 + 1))[
+                1
+            ]
         elif op == 1:
             grant, recs = engine.claim(now, "t", "w", ["x"], a % 5, 5 + b % 10)
             records += recs
@@ -215,8 +225,9 @@ def run_script(seed: int, script: list[tuple[int, int, int]]) -> list[tuple[Any,
 
 @given(
     seed=st.integers(0, 2**32),
-    script=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 99), st.integers(0, 99)),
-                    max_size=60),
+    script=st.lists(
+        st.tuples(st.integers(0, 3), st.integers(0, 99), st.integers(0, 99)), max_size=60
+    ),
 )
 def test_same_seed_same_records(seed: int, script: list[tuple[int, int, int]]) -> None:
     assert run_script(seed, script) == run_script(seed, script)

@@ -15,7 +15,9 @@ T = "t"
 def test_submit_claim_complete_in_one_flush_is_two_rows(new_engine: Callable[..., Engine]) -> None:
     engine = new_engine()
     journal = Journal(engine)
-    replies, records = engine.submit(10, T, [JobSpec("scan", b'{"x":1}', meta=JobMeta(project="p"))])
+    replies, records = engine.submit(
+        10, T, [JobSpec("scan", b'{"x":1}', meta=JobMeta(project="p"))]
+    )
     journal.add(records)
     grant, records = engine.claim(11, T, "w1", ["scan"], 1, 500)
     journal.add(records)
@@ -28,7 +30,17 @@ def test_submit_claim_complete_in_one_flush_is_two_rows(new_engine: Callable[...
     assert row.state == states.SUCCEEDED and row.attempt == 1 and row.payload == b'{"x":1}'
     assert decode_meta(row.meta) == JobMeta(project="p") and row.last_status == "succeeded"
     (attempt,) = batch.attempts
-    assert attempt == (replies[0].jid, grant.tokens[0], "w1", 11, 511, 13, "succeeded", None, b'{"ok":1}')
+    assert attempt == (
+        replies[0].jid,
+        grant.tokens[0],
+        "w1",
+        11,
+        511,
+        13,
+        "succeeded",
+        None,
+        b'{"ok":1}',
+    )
     assert len(journal) == 0 and len(journal.cut()) == 0
 
 
@@ -46,13 +58,19 @@ def test_later_flush_updates_and_closes_attempts(new_engine: Callable[..., Engin
     journal.add(engine.expire_leases(200))
     second = journal.cut()
     assert second.inserts == []
-    assert {(r.jid, r.state) for r in second.updates} == {(jids[0], states.PENDING), (jids[1], states.READY)}
+    assert {(r.jid, r.state) for r in second.updates} == {
+        (jids[0], states.PENDING),
+        (jids[1], states.READY),
+    }
     pending = next(r for r in second.updates if r.jid == jids[0])
     assert pending.due == engine.timers.due_of(jids[0]) and pending.lease_token == 0
     assert sorted((a.jid, a.worker, a.status) for a in second.attempts) == [
-        (jids[0], "", "failed"), (jids[1], "", "expired")
+        (jids[0], "", "failed"),
+        (jids[1], "", "expired"),
     ]
     due = engine.timers.due_of(jids[0])
     journal.add(engine.release_due(due))
     third = journal.cut()
-    assert [(t.jid, t.state, t.reason) for t in third.transitions] == [(jids[0], states.READY, "due")]
+    assert [(t.jid, t.state, t.reason) for t in third.transitions] == [
+        (jids[0], states.READY, "due")
+    ]
