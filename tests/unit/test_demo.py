@@ -15,5 +15,5 @@ def test_demo_finishes_every_job() -> None:
 
 
 def test_cli_demo(capsys) -> None:  # type: ignore[no-untyped-def]
-    assert main(["demo", "--jobs", "500", "--batch", "20"]) == 0
+    assert main(["demo", "--in-process", "--jobs", "500", "--batch", "20"]) == 0
     assert "500 succeeded" in capsys.readouterr().out
