@@ -34,7 +34,10 @@ class Server:
 
     async def start(self) -> None:
         await self.broker.start()  # state is loaded before the port opens
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        # handler_cancellation: a long poll whose client went away stops waiting at once
+        self._runner = web.AppRunner(
+            self.app, access_log=None, handle_signals=False, handler_cancellation=True
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port, backlog=1024)
         await site.start()

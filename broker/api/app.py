@@ -9,7 +9,7 @@ from ``broker.errors.HTTP_STATUS``; no refused request changes state.
 from __future__ import annotations
 
 import logging
-import secrets
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -33,6 +33,7 @@ from .timefmt import rfc3339
 log = logging.getLogger("broker.api")
 
 BASE = "/api/v1/orchestrator"
+API_KEY: web.AppKey[Api] = web.AppKey("api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -65,8 +66,14 @@ def error_response(
 
 
 def trace_id_of(request: web.Request) -> str:
-    """The trace id of a W3C ``traceparent`` header, or a fresh one."""
-    parent = request.headers.get("traceparent", "")
+    """The trace id of a W3C ``traceparent`` header, or a fresh one (made only when needed)."""
+    trace = request.get("trace_id")
+    if trace is None:
+        trace = request["trace_id"] = _trace_from_header(request.headers.get("traceparent", ""))
+    return trace
+
+
+def _trace_from_header(parent: str) -> str:
     parts = parent.split("-")
     if len(parts) == 4 and len(parts[1]) == 32 and parts[1] != "0" * 32:
         try:
@@ -74,7 +81,8 @@ def trace_id_of(request: web.Request) -> str:
             return parts[1].lower()
         except ValueError:
             pass
-    return secrets.token_hex(16)
+    # a trace id needs to be unique, not secret: no system call per request
+    return f"{random.getrandbits(128):032x}"
 
 
 _AIOHTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}
@@ -82,11 +90,10 @@ _AIOHTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO
 
 @web.middleware
 async def envelope_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    trace = trace_id_of(request)
-    request["trace_id"] = trace
     try:
         return await handler(request)
     except OrchestratorError as exc:
+        trace = trace_id_of(request)
         headers = None
         if isinstance(exc, Backpressure):
             headers = {"Retry-After": str(exc.retry_after_s)}
@@ -94,11 +101,13 @@ async def envelope_middleware(request: web.Request, handler: Handler) -> web.Str
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
+        trace = trace_id_of(request)
         code = _AIOHTTP_CODES.get(
             exc.status, "VALIDATION_FAILED" if exc.status < 500 else "INTERNAL"
         )
         return error_response(code, exc.reason, trace, headers=_allow_header(exc))
     except Exception:
+        trace = trace_id_of(request)
         log.exception("unhandled error (trace %s)", trace)
         return error_response("INTERNAL", "internal error", trace)
 
@@ -163,7 +172,7 @@ class Api:
         except OrchestratorError as exc:
             status = HTTP_STATUS.get(exc.code, 500)
             if status < 500 and status != 429:
-                error = {"code": exc.code, "message": exc.message, "traceId": request["trace_id"]}
+                error = {"code": exc.code, "message": exc.message, "traceId": trace_id_of(request)}
                 if exc.details:
                     error["details"] = exc.details
                 response = json_response({"error": error}, status)
@@ -310,7 +319,7 @@ class Api:
                 else "ledger does not answer"
             )
         )
-        return error_response("NOT_READY", reason, request["trace_id"])
+        return error_response("NOT_READY", reason, trace_id_of(request))
 
     def metrics_snapshot(self) -> dict[str, object]:
         broker = self.broker
@@ -365,7 +374,7 @@ def make_app(
     app = web.Application(
         middlewares=[envelope_middleware], client_max_size=api.settings.max_body_bytes
     )
-    app["api"] = api
+    app[API_KEY] = api
     app.router.add_post(f"{BASE}/jobs", api.submit)
     app.router.add_get(f"{BASE}/jobs/{{jobId}}", api.get_job, allow_head=False)
     app.router.add_post(f"{BASE}/worker/claim", api.claim)

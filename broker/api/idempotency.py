@@ -2,8 +2,9 @@
 
 The same key with a different body is ``IDEMPOTENCY_CONFLICT``. A request
 that arrives while the first one with its key is still running waits for it
-and replays its answer. Entries live ``ttl_ms`` (24 h by default) in memory;
-the job-level ``idempotencyKey`` is the durable dedupe across restarts.
+and replays its answer. Entries live ``ttl_ms`` (24 h by default) in memory,
+within a byte budget (oldest answers go first past it); the job-level
+``idempotencyKey`` is the durable dedupe across restarts.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ class Answer:
 
 
 class IdempotencyCache:
-    def __init__(self, ttl_ms: int = 24 * 3600 * 1000) -> None:
+    def __init__(self, ttl_ms: int = 24 * 3600 * 1000, max_bytes: int = 256 * 1024 * 1024) -> None:
         self.ttl_ms = ttl_ms
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self._done: dict[tuple[str, str, str], tuple[bytes, Answer]] = {}
         self._running: dict[tuple[str, str, str], tuple[bytes, asyncio.Future[Answer | None]]] = {}
         self._expiry: deque[tuple[int, tuple[str, str, str]]] = deque()
@@ -63,11 +66,21 @@ class IdempotencyCache:
         if answer is None or answer.status >= 500:
             future.set_result(None)
             return
+        old = self._done.pop(slot, None)
+        if old is not None:
+            self.bytes -= len(old[1].body)
         self._done[slot] = (fingerprint, answer)
+        self.bytes += len(answer.body)
         self._expiry.append((now_ms + self.ttl_ms, slot))
         future.set_result(answer)
+        while self.bytes > self.max_bytes and self._expiry:
+            self._forget(self._expiry.popleft()[1])
 
     def _expire(self, now_ms: int) -> None:
         while self._expiry and self._expiry[0][0] <= now_ms:
-            _, slot = self._expiry.popleft()
-            self._done.pop(slot, None)
+            self._forget(self._expiry.popleft()[1])
+
+    def _forget(self, slot: tuple[str, str, str]) -> None:
+        done = self._done.pop(slot, None)
+        if done is not None:
+            self.bytes -= len(done[1].body)

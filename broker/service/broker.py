@@ -95,6 +95,7 @@ class Broker:
         if not self.started:
             return
         self.started = False
+        self.waiters.wake_all()  # parked long polls answer empty instead of holding shutdown
         for service in reversed(self._services()):
             await service.stop()
         await self.ledger.close()
@@ -129,7 +130,7 @@ class Broker:
         loop = asyncio.get_running_loop()
         give_up = loop.time() + min(wait_ms, self.settings.max_wait_ms) / 1000
         while True:
-            if gone is not None and gone():
+            if not self.started or (gone is not None and gone()):
                 return EMPTY_GRANT
             grant, records = self.engine.claim(
                 self.clock.now_ms(), tenant, worker, job_types, max_jobs, lease_ms

@@ -36,6 +36,13 @@ class Waiters:
             if not parked:
                 self._parked.pop(tenant, None)
 
+    def wake_all(self) -> None:
+        """Wake every parked claim (shutdown)."""
+        for parked in self._parked.values():
+            for future in parked:
+                if not future.done():
+                    future.set_result(None)
+
     def wake(self, tenants: Iterable[str]) -> None:
         """Wake the claims parked for these tenants, and the all-tenant ones."""
         for tenant in (*tenants, None):
