@@ -89,9 +89,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             run_demo(args.jobs, args.batch, args.fail_rate)
         else:
-            from .http_demo import run_http_demo
+            from .http_demo import demo_config, run_http_demo
 
-            return run_http_demo(
-                config_module.load(flags), args.jobs, args.workers, args.batch, args.fail_rate
+            config = demo_config(
+                config_module.load(flags), args.port is not None, args.store is not None
             )
+            return run_http_demo(config, args.jobs, args.workers, args.batch, args.fail_rate)
     return 0
