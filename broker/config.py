@@ -70,7 +70,7 @@ def load(flags: Mapping[str, object], env: Mapping[str, str] | None = None) -> C
     def number(flag: str, var: str, default: int) -> int:
         value = flags.get(flag) if flag else None
         if value is not None:
-            return int(value)  # type: ignore[call-overload]
+            return int(str(value))
         raw = env.get(var)
         if not raw:
             return default

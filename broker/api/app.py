@@ -172,7 +172,11 @@ class Api:
         except OrchestratorError as exc:
             status = HTTP_STATUS.get(exc.code, 500)
             if status < 500 and status != 429:
-                error = {"code": exc.code, "message": exc.message, "traceId": trace_id_of(request)}
+                error: dict[str, Any] = {
+                    "code": exc.code,
+                    "message": exc.message,
+                    "traceId": trace_id_of(request),
+                }
                 if exc.details:
                     error["details"] = exc.details
                 response = json_response({"error": error}, status)
@@ -321,7 +325,7 @@ class Api:
         )
         return error_response("NOT_READY", reason, trace_id_of(request))
 
-    def metrics_snapshot(self) -> dict[str, object]:
+    def metrics_snapshot(self) -> dict[str, Any]:
         broker = self.broker
         engine = broker.engine
         flusher = broker.flusher

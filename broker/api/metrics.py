@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable
+from typing import Any
 
 from .. import states
 
@@ -59,7 +60,7 @@ class Metrics:
     def __init__(self) -> None:
         self.latency = {route: Histogram() for route in ("claim", "ack", "heartbeat", "submit")}
 
-    def render(self, snapshot: dict[str, object]) -> bytes:
+    def render(self, snapshot: dict[str, Any]) -> bytes:
         """``snapshot`` holds the broker's figures (see ``Api.metrics_snapshot``)."""
         out: list[str] = []
 
@@ -68,7 +69,7 @@ class Metrics:
             out.append(f"# TYPE {name} {kind}")
             out.extend(samples)
 
-        live: list[int] = snapshot["state_counts"]  # type: ignore[assignment]
+        live: list[int] = snapshot["state_counts"]
         family(
             "orchestrator_queue_depth",
             "gauge",
@@ -110,7 +111,7 @@ class Metrics:
             "gauge",
             "Age of the oldest change not yet committed to the ledger.",
             [f"orchestrator_ledger_lag_seconds {_num(snapshot['ledger_lag_seconds'])}"],
-        )  # type: ignore[arg-type]
+        )
         family(
             "orchestrator_ledger_backlog_rows",
             "gauge",

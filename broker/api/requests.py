@@ -93,7 +93,7 @@ def _int(value: Any, field: str, low: int, high: int, problems: Problems) -> int
     if not low <= value <= high:
         problems.add(field, f"must be {low}..{high}")
         return None
-    return value
+    return int(value)
 
 
 def _str(value: Any, field: str, max_len: int, problems: Problems) -> str | None:

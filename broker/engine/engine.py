@@ -93,8 +93,8 @@ class Engine:
 
     def next_wakeup(self) -> int:
         """Earliest lease deadline or timer due time (ms), -1 when none."""
-        deadline = self.leases.next_deadline()
-        due = self.timers.next_due()
+        deadline: int = self.leases.next_deadline()
+        due: int = self.timers.next_due()
         if deadline < 0:
             return due
         return deadline if due < 0 else min(deadline, due)

@@ -40,8 +40,11 @@ def succeeded(job: dict[str, Any], output: Any) -> dict[str, Any]:
     try:
         encoded = orjson.Fragment(orjson.dumps(output))
     except TypeError as exc:
-        return _result(job, "failed", _error("TypeError", f"handler output is not JSON: {exc}",
-                                              retryable=False))
+        return _result(
+            job,
+            "failed",
+            _error("TypeError", f"handler output is not JSON: {exc}", retryable=False),
+        )
     result = _result(job, "succeeded")
     result["output"] = encoded
     return result
@@ -81,5 +84,8 @@ def _result(
 
 
 def _error(name: str, message: str, *, retryable: bool = True) -> dict[str, Any]:
-    return {"class": name[:MAX_CLASS] or "Exception", "message": message[:MAX_MESSAGE],
-            "retryable": retryable}
+    return {
+        "class": name[:MAX_CLASS] or "Exception",
+        "message": message[:MAX_MESSAGE],
+        "retryable": retryable,
+    }

@@ -23,7 +23,11 @@ class Producer:
     """Submit jobs (``submit``, ``submit_one``) and read them (``get``)."""
 
     def __init__(
-        self, base_url: str, token: str, *, retry: RetryPolicy | None = None,
+        self,
+        base_url: str,
+        token: str,
+        *,
+        retry: RetryPolicy | None = None,
         client: Client | None = None,
     ) -> None:
         self.client = client or Client(base_url, token)

@@ -136,9 +136,11 @@ class Worker:
         Cancelling ``run`` is the hard stop: handlers are cancelled, nothing
         more is acked, and the broker takes the leases back when they expire.
         """
-        loops = [asyncio.create_task(self._claim_loop(), name="sdk-claim"),
-                 asyncio.create_task(self._ack_loop(), name="sdk-ack"),
-                 asyncio.create_task(self._heartbeat_loop(), name="sdk-heartbeat")]
+        loops = [
+            asyncio.create_task(self._claim_loop(), name="sdk-claim"),
+            asyncio.create_task(self._ack_loop(), name="sdk-ack"),
+            asyncio.create_task(self._heartbeat_loop(), name="sdk-heartbeat"),
+        ]
         claimer, acker, beater = loops
         stopping = asyncio.create_task(self._stop.wait())
         try:
@@ -225,8 +227,13 @@ class Worker:
             result = None if lease.lost else abandoned(job)
         except Exception as exc:
             quiet = isinstance(exc, NonRetryable | RetryAfter | TimeoutError)
-            log.warning("job %s attempt %s failed: %r", job["jobId"], job.get("attempt"), exc,
-                        exc_info=not quiet)
+            log.warning(
+                "job %s attempt %s failed: %r",
+                job["jobId"],
+                job.get("attempt"),
+                exc,
+                exc_info=not quiet,
+            )
             result = failed(job, exc)
         else:
             result = succeeded(job, output)
@@ -255,13 +262,20 @@ class Worker:
         idle = 0
         while True:
             count = min(self.batch, await self._wait_for_slots())
-            body = {"workerId": self.worker_id, "jobTypes": self.job_types, "maxJobs": count,
-                    "leaseSeconds": self.lease_seconds, "waitMs": self.wait_ms}
+            body = {
+                "workerId": self.worker_id,
+                "jobTypes": self.job_types,
+                "maxJobs": count,
+                "leaseSeconds": self.lease_seconds,
+                "waitMs": self.wait_ms,
+            }
             sent_at = loop.time()
             self._reserved += count
             try:
                 reply = await self.client.request(
-                    "POST", f"{API_BASE}/worker/claim", body,
+                    "POST",
+                    f"{API_BASE}/worker/claim",
+                    body,
                     timeout_s=self.wait_ms / 1000 + self.client.timeout_s,
                 )
             except Exception as exc:
@@ -323,12 +337,18 @@ class Worker:
     async def _send_acks(self, batch: list[_Lease]) -> BaseException | None:
         """Send one ack (with a claim for free slots); the transient failure, if any."""
         loop = asyncio.get_running_loop()
-        body: dict[str, Any] = {"workerId": self.worker_id,
-                                "results": [lease.result for lease in batch]}
+        body: dict[str, Any] = {
+            "workerId": self.worker_id,
+            "results": [lease.result for lease in batch],
+        }
         count = min(self.batch, self._free(settling=len(batch))) if self._claiming else 0
         if count > 0:
-            body["claim"] = {"jobTypes": self.job_types, "maxJobs": count,
-                             "leaseSeconds": self.lease_seconds, "waitMs": 0}
+            body["claim"] = {
+                "jobTypes": self.job_types,
+                "maxJobs": count,
+                "leaseSeconds": self.lease_seconds,
+                "waitMs": 0,
+            }
         sent_at = loop.time()
         self._reserved += max(count, 0)
         self._acking = True
@@ -373,13 +393,22 @@ class Worker:
         """Extend every lease with less than two thirds of its time left; False on failure."""
         loop = asyncio.get_running_loop()
         horizon = loop.time() + self.lease_seconds * 2 / 3
-        due = [lease for lease in self._leases.values()
-               if not lease.lost and lease.deadline < horizon]
+        due = [
+            lease for lease in self._leases.values() if not lease.lost and lease.deadline < horizon
+        ]
         for start in range(0, len(due), MAX_ITEMS):
-            chunk = due[start:start + MAX_ITEMS]
-            body = {"workerId": self.worker_id, "leases": [
-                {"jobId": lease.job["jobId"], "leaseId": lease.key,
-                 "extendSeconds": self.lease_seconds} for lease in chunk]}
+            chunk = due[start : start + MAX_ITEMS]
+            body = {
+                "workerId": self.worker_id,
+                "leases": [
+                    {
+                        "jobId": lease.job["jobId"],
+                        "leaseId": lease.key,
+                        "extendSeconds": self.lease_seconds,
+                    }
+                    for lease in chunk
+                ],
+            }
             sent_at = loop.time()
             try:
                 reply = await self.client.request("POST", f"{API_BASE}/worker/heartbeat", body)
