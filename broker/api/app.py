@@ -275,7 +275,10 @@ class Api:
         async def run() -> web.Response:
             ack = parse_ack(parse_json(body))
             try:
-                replies = await self.broker.ack(tenant, ack.items) if ack.items else []
+                if ack.successes is not None:
+                    replies = await self.broker.complete(tenant, *ack.successes)
+                else:
+                    replies = await self.broker.ack(tenant, ack.items) if ack.items else []
             except Backpressure as exc:
                 self._count_refusal(exc)
                 raise

@@ -11,10 +11,14 @@ A ``leaseId`` is the lease's fencing token as 16 lowercase hex digits.
 
 from __future__ import annotations
 
+import re
+
 _RAND_B = (1 << 62) - 1
 _TS = (1 << 48) - 1
 _VERSION_AND_VARIANT = (0x7 << 76) | (0b10 << 62)
-_HEX = frozenset("0123456789abcdefABCDEF")
+# the form job_id() writes (version 7, variant 10, rand_a zero), in either case
+_JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7000-[89ab][0-9a-f]{3}-[0-9a-f]{12}\Z", re.IGNORECASE)
+_LEASE_ID = re.compile(r"[0-9a-f]{16}\Z", re.IGNORECASE)
 
 
 def job_id(created_ms: int, jid: int) -> str:
@@ -24,16 +28,9 @@ def job_id(created_ms: int, jid: int) -> str:
 
 def parse_job_id(text: object) -> tuple[int, int] | None:
     """(created ms, job number) of a well-formed id of ours, else None."""
-    if not isinstance(text, str) or len(text) != 36:
+    if type(text) is not str or not _JOB_ID.match(text):
         return None
-    if text[8] != "-" or text[13] != "-" or text[18] != "-" or text[23] != "-":
-        return None
-    digits = text[:8] + text[9:13] + text[14:18] + text[19:23] + text[24:]
-    if not _HEX.issuperset(digits):
-        return None
-    value = int(digits, 16)
-    if (value >> 76) & 0xF != 0x7 or (value >> 62) & 0b11 != 0b10 or (value >> 64) & 0xFFF:
-        return None
+    value = int(text.replace("-", ""), 16)
     return value >> 80, value & _RAND_B
 
 
@@ -42,6 +39,6 @@ def lease_id(token: int) -> str:
 
 
 def parse_lease_id(text: object) -> int | None:
-    if not isinstance(text, str) or len(text) != 16 or not _HEX.issuperset(text):
+    if type(text) is not str or not _LEASE_ID.match(text):
         return None
     return int(text, 16)

@@ -133,60 +133,78 @@ def parse_submit(body: Any, now_ms: int, max_payload: int) -> list[JobSpec]:
     if len(jobs) > MAX_JOBS_PER_SUBMIT:
         problems.add("jobs", f"at most {MAX_JOBS_PER_SUBMIT} jobs per request")
         problems.raise_if_any("invalid submission")
-    specs = [_job_spec(job, f"jobs[{i}]", max_payload, problems) for i, job in enumerate(jobs)]
+    specs = [_job_spec(job, i, max_payload, problems) for i, job in enumerate(jobs)]
     problems.raise_if_any("invalid submission: the batch was refused whole")
     return specs  # type: ignore[return-value]
 
 
-def _job_spec(job: Any, where: str, max_payload: int, p: Problems) -> JobSpec | None:
-    if not _object(job, where, SUBMIT_FIELDS, p):
+META_FIELDS = frozenset(
+    {"project", "correlationId", "idempotencyKey", "sourceHost", "runId", "key"}
+)
+
+
+def _job_spec(job: Any, index: int, max_payload: int, p: Problems) -> JobSpec | None:
+    """One job of a submission; field names in problems are built only when needed."""
+    if type(job) is not dict or not SUBMIT_FIELDS.issuperset(job):
+        _object(job, f"jobs[{index}]", SUBMIT_FIELDS, p)
         return None
     jtype = job.get("jobType")
-    if not isinstance(jtype, str) or not JOB_TYPE.match(jtype):
-        p.add(f"{where}.jobType", "required; must match [a-z0-9._-]{1,128}")
+    ok = type(jtype) is str and JOB_TYPE.match(jtype) is not None
+    if not ok:
+        p.add(f"jobs[{index}].jobType", "required; must match [a-z0-9._-]{1,128}")
     if "payload" not in job:
-        p.add(f"{where}.payload", "required")
+        p.add(f"jobs[{index}].payload", "required")
         payload = b"null"
     else:
         payload = orjson.dumps(job["payload"])
         if len(payload) > max_payload:
             raise PayloadTooLarge(
-                f"{where}.payload is {len(payload)} bytes encoded; the limit is {max_payload}"
+                f"jobs[{index}].payload is {len(payload)} bytes encoded; the limit is {max_payload}"
             )
     priority = job.get("priority", 5)
-    priority = _int(priority, f"{where}.priority", 0, 9, p)
+    if type(priority) is not int or not 0 <= priority <= 9:
+        priority = _int(priority, f"jobs[{index}].priority", 0, 9, p)
+        ok = ok and priority is not None
     max_attempts = job.get("maxAttempts")
     if max_attempts is not None:
-        max_attempts = _int(max_attempts, f"{where}.maxAttempts", 1, 100, p)
+        max_attempts = _int(max_attempts, f"jobs[{index}].maxAttempts", 1, 100, p)
     lease = job.get("leaseSeconds")
     if lease is not None:
-        lease = _int(lease, f"{where}.leaseSeconds", 1, 3600, p)
+        lease = _int(lease, f"jobs[{index}].leaseSeconds", 1, 3600, p)
     not_before = 0
     if job.get("notBefore") is not None:
         try:
             not_before = parse_rfc3339(job["notBefore"])
         except (ValueError, TypeError, OverflowError):
-            p.add(f"{where}.notBefore", "must be an RFC 3339 timestamp, e.g. 2026-11-27T10:00:00Z")
+            p.add(
+                f"jobs[{index}].notBefore",
+                "must be an RFC 3339 timestamp, e.g. 2026-11-27T10:00:00Z",
+            )
     if job.get("dependsOn"):
-        p.add(f"{where}.dependsOn", "DAG dependencies are not supported by this broker yet")
-    meta = JobMeta(
-        project=_opt_str(job, "project", where, 128, p),
-        correlation_id=_opt_str(job, "correlationId", where, 256, p),
-        idempotency_key=_opt_str(job, "idempotencyKey", where, 256, p),
-        source_host=_opt_str(job, "sourceHost", where, 253, p),
-        run_id=_opt_str(job, "runId", where, 128, p),
-        key=_opt_str(job, "key", where, 128, p),
-    )
-    if priority is None or not isinstance(jtype, str):
+        p.add(f"jobs[{index}].dependsOn", "DAG dependencies are not supported by this broker yet")
+    meta = None
+    if not META_FIELDS.isdisjoint(job):
+        where = f"jobs[{index}]"
+        meta = JobMeta(
+            project=_opt_str(job, "project", where, 128, p),
+            correlation_id=_opt_str(job, "correlationId", where, 256, p),
+            idempotency_key=_opt_str(job, "idempotencyKey", where, 256, p),
+            source_host=_opt_str(job, "sourceHost", where, 253, p),
+            run_id=_opt_str(job, "runId", where, 128, p),
+            key=_opt_str(job, "key", where, 128, p),
+        )
+        if meta == _NO_META:
+            meta = None
+    if not ok:
         return None
     return JobSpec(
-        jtype,
+        jtype,  # type: ignore[arg-type]
         payload,
-        priority=priority,
-        max_attempts=max_attempts,
-        lease_ms=lease * 1000 if lease else None,
-        not_before=not_before,
-        meta=None if meta == _NO_META else meta,
+        priority,  # type: ignore[arg-type]
+        max_attempts,
+        lease * 1000 if lease else None,
+        not_before,
+        meta,
     )
 
 
@@ -285,10 +303,38 @@ def _job_and_lease(obj: dict[str, Any], where: str, p: Problems) -> tuple[int, i
 
 @dataclass(frozen=True, slots=True)
 class AckRequest:
+    """A parsed ack. When every result is a plain success (jobId, leaseId and
+    status ``succeeded`` only, ids well formed), ``successes`` holds them as
+    (job numbers, tokens) columns and ``items`` is empty: the hot path."""
+
     worker: str
     items: list[AckItem]
     job_ids: list[str]
     claim: ClaimRequest | None
+    successes: tuple[list[int], list[int]] | None = None
+
+
+SIMPLE_RESULT = frozenset({"jobId", "leaseId", "status"})
+
+
+def _plain_successes(results: list[Any]) -> tuple[list[int], list[int]] | None:
+    """Job numbers and tokens if every result is a plain success, else None."""
+    jids: list[int] = []
+    tokens: list[int] = []
+    for result in results:
+        if (
+            type(result) is not dict
+            or result.get("status") != "succeeded"
+            or not SIMPLE_RESULT.issuperset(result)
+        ):
+            return None
+        ids = parse_job_id(result["jobId"])
+        token = parse_lease_id(result["leaseId"])
+        if ids is None or token is None:
+            return None
+        jids.append(ids[1])
+        tokens.append(token)
+    return jids, tokens
 
 
 def parse_ack(body: Any) -> AckRequest:
@@ -300,6 +346,11 @@ def parse_ack(body: Any) -> AckRequest:
     if not isinstance(results, list) or len(results) > MAX_ITEMS:
         p.add("results", f"must be a list of at most {MAX_ITEMS} results")
         p.raise_if_any("invalid ack")
+    successes = _plain_successes(results) if results else None
+    claim = _nested_claim(body, worker, p)
+    if successes is not None:
+        p.raise_if_any("invalid ack")
+        return AckRequest(worker or "", [], [r["jobId"] for r in results], claim, successes)
     items: list[AckItem] = []
     job_ids: list[str] = []
     for i, result in enumerate(results):
@@ -310,23 +361,27 @@ def parse_ack(body: Any) -> AckRequest:
         if item is not None:
             items.append(item)
             job_ids.append(result["jobId"])
-    claim = None
-    if body.get("claim") is not None:
-        try:
-            claim = parse_claim(body["claim"], worker or "", "claim")
-        except ValidationFailed as exc:
-            for detail in exc.details or []:
-                p.add(detail["field"], detail["problem"])
     if not results and claim is None:
         p.add("results", "must not be empty unless a claim is given")
     p.raise_if_any("invalid ack")
     return AckRequest(worker or "", items, job_ids, claim)
 
 
+def _nested_claim(body: dict[str, Any], worker: str | None, p: Problems) -> ClaimRequest | None:
+    if body.get("claim") is None:
+        return None
+    try:
+        return parse_claim(body["claim"], worker or "", "claim")
+    except ValidationFailed as exc:
+        for detail in exc.details or []:
+            p.add(detail["field"], detail["problem"])
+        return None
+
+
 def _ack_item(result: dict[str, Any], where: str, p: Problems) -> AckItem | None:
     jid, token = _job_and_lease(result, where, p)
     status = result.get("status")
-    if status not in ACK_STATUSES:
+    if type(status) is not str or status not in ACK_STATUSES:
         p.add(f"{where}.status", "must be succeeded, failed, canceled or timed_out")
     retryable, retry_after_ms, error = True, 0, None
     raw_error = result.get("error")
@@ -357,7 +412,7 @@ def _ack_item(result: dict[str, Any], where: str, p: Problems) -> AckItem | None
     output = None
     if "output" in result or artifacts:
         output = orjson.dumps({"output": result.get("output"), "artifacts": artifacts or []})
-    if status not in ACK_STATUSES:
+    if type(status) is not str or status not in ACK_STATUSES:
         return None
     return AckItem(jid, token, status, retryable, retry_after_ms, error, output)
 

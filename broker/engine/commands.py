@@ -20,9 +20,10 @@ CONFLICT = "conflict"
 NOT_FOUND = "not_found"
 
 
-@dataclass(frozen=True, slots=True)
-class JobSpec:
-    """One job to submit. ``payload`` is the producer's JSON, kept as bytes."""
+class JobSpec(NamedTuple):
+    """One job to submit. ``payload`` is the producer's JSON, kept as bytes.
+
+    Per-job inputs are NamedTuples: cheap to build on the hot path, immutable."""
 
     job_type: str
     payload: bytes
@@ -52,8 +53,7 @@ class Grant:
 EMPTY_GRANT = Grant([], [], [])
 
 
-@dataclass(frozen=True, slots=True)
-class AckItem:
+class AckItem(NamedTuple):
     """A worker's report on one attempt.
 
     ``error`` is the worker's error object as JSON bytes (stored as sent);

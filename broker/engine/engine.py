@@ -364,7 +364,7 @@ class Engine:
     ) -> tuple[list[AckReply], list[Record]]:
         """Apply workers' reports; a stale lease is a conflict and changes nothing."""
         for item in items:
-            if item.status not in ACK_STATUSES:
+            if type(item.status) is not str or item.status not in ACK_STATUSES:
                 raise ValidationFailed(f"unknown status {item.status!r}")
         tid = self.tenants.find(tenant)
         jobs = self.jobs
