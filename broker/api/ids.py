@@ -17,7 +17,9 @@ _RAND_B = (1 << 62) - 1
 _TS = (1 << 48) - 1
 _VERSION_AND_VARIANT = (0x7 << 76) | (0b10 << 62)
 # the form job_id() writes (version 7, variant 10, rand_a zero), in either case
-_JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7000-[89ab][0-9a-f]{3}-[0-9a-f]{12}\Z", re.IGNORECASE)
+_JOB_ID = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-7000-[89ab][0-9a-f]{3}-[0-9a-f]{12}\Z", re.IGNORECASE
+)
 _LEASE_ID = re.compile(r"[0-9a-f]{16}\Z", re.IGNORECASE)
 
 

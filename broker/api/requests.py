@@ -171,30 +171,10 @@ def _job_spec(job: Any, index: int, max_payload: int, p: Problems) -> JobSpec | 
     lease = job.get("leaseSeconds")
     if lease is not None:
         lease = _int(lease, f"jobs[{index}].leaseSeconds", 1, 3600, p)
-    not_before = 0
-    if job.get("notBefore") is not None:
-        try:
-            not_before = parse_rfc3339(job["notBefore"])
-        except (ValueError, TypeError, OverflowError):
-            p.add(
-                f"jobs[{index}].notBefore",
-                "must be an RFC 3339 timestamp, e.g. 2026-11-27T10:00:00Z",
-            )
+    not_before = _not_before(job.get("notBefore"), index, p)
     if job.get("dependsOn"):
         p.add(f"jobs[{index}].dependsOn", "DAG dependencies are not supported by this broker yet")
-    meta = None
-    if not META_FIELDS.isdisjoint(job):
-        where = f"jobs[{index}]"
-        meta = JobMeta(
-            project=_opt_str(job, "project", where, 128, p),
-            correlation_id=_opt_str(job, "correlationId", where, 256, p),
-            idempotency_key=_opt_str(job, "idempotencyKey", where, 256, p),
-            source_host=_opt_str(job, "sourceHost", where, 253, p),
-            run_id=_opt_str(job, "runId", where, 128, p),
-            key=_opt_str(job, "key", where, 128, p),
-        )
-        if meta == _NO_META:
-            meta = None
+    meta = _job_meta(job, index, p) if not META_FIELDS.isdisjoint(job) else None
     if not ok:
         return None
     return JobSpec(
@@ -209,6 +189,31 @@ def _job_spec(job: Any, index: int, max_payload: int, p: Problems) -> JobSpec | 
 
 
 _NO_META = JobMeta()
+
+
+def _not_before(value: Any, index: int, p: Problems) -> int:
+    if value is None:
+        return 0
+    try:
+        return parse_rfc3339(value)
+    except (ValueError, TypeError, OverflowError):
+        p.add(
+            f"jobs[{index}].notBefore", "must be an RFC 3339 timestamp, e.g. 2026-11-27T10:00:00Z"
+        )
+        return 0
+
+
+def _job_meta(job: dict[str, Any], index: int, p: Problems) -> JobMeta | None:
+    where = f"jobs[{index}]"
+    meta = JobMeta(
+        project=_opt_str(job, "project", where, 128, p),
+        correlation_id=_opt_str(job, "correlationId", where, 256, p),
+        idempotency_key=_opt_str(job, "idempotencyKey", where, 256, p),
+        source_host=_opt_str(job, "sourceHost", where, 253, p),
+        run_id=_opt_str(job, "runId", where, 128, p),
+        key=_opt_str(job, "key", where, 128, p),
+    )
+    return None if meta == _NO_META else meta
 
 
 # -- worker bridge ---------------------------------------------------------------------
