@@ -180,7 +180,7 @@ def _job_spec(job: Any, index: int, max_payload: int, p: Problems) -> JobSpec | 
     return JobSpec(
         jtype,  # type: ignore[arg-type]
         payload,
-        priority,  # type: ignore[arg-type]
+        priority,
         max_attempts,
         lease * 1000 if lease else None,
         not_before,
