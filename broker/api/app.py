@@ -326,7 +326,9 @@ class Api:
                 else "ledger does not answer"
             )
         )
-        return error_response("NOT_READY", reason, trace_id_of(request))
+        return error_response(
+            "NOT_READY", reason, trace_id_of(request), headers={"Retry-After": "1"}
+        )
 
     def metrics_snapshot(self) -> dict[str, Any]:
         broker = self.broker

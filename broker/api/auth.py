@@ -114,7 +114,8 @@ class Authenticator:
         self._cache: dict[str, Principal] = {}
 
     def principal(self, authorization: str | None, tenant_header: str | None) -> Principal:
-        if not authorization or not authorization.startswith("Bearer "):
+        # the scheme name is case-insensitive (RFC 9110 section 11.1)
+        if not authorization or authorization[:7].lower() != "bearer ":
             raise Unauthenticated("missing bearer token")
         token = authorization[7:].strip()
         now = time.time()

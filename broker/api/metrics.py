@@ -77,11 +77,11 @@ class Metrics:
             [f"orchestrator_queue_depth {snapshot['queue_depth']}"],
         )
         family(
-            "orchestrator_jobs",
+            "orchestrator_live_jobs",
             "gauge",
             "Live jobs by state.",
             [
-                f'orchestrator_jobs{{state="{states.NAMES[s]}"}} {live[s]}'
+                f'orchestrator_live_jobs{{state="{states.NAMES[s]}"}} {live[s]}'
                 for s in (states.PENDING, states.READY, states.LEASED, states.BLOCKED)
             ],
         )

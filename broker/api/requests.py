@@ -333,8 +333,8 @@ def _plain_successes(results: list[Any]) -> tuple[list[int], list[int]] | None:
             or not SIMPLE_RESULT.issuperset(result)
         ):
             return None
-        ids = parse_job_id(result["jobId"])
-        token = parse_lease_id(result["leaseId"])
+        ids = parse_job_id(result.get("jobId"))
+        token = parse_lease_id(result.get("leaseId"))
         if ids is None or token is None:
             return None
         jids.append(ids[1])
@@ -365,7 +365,7 @@ def parse_ack(body: Any) -> AckRequest:
         item = _ack_item(result, where, p)
         if item is not None:
             items.append(item)
-            job_ids.append(result["jobId"])
+            job_ids.append(result.get("jobId"))
     if not results and claim is None:
         p.add("results", "must not be empty unless a claim is given")
     p.raise_if_any("invalid ack")

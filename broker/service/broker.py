@@ -132,6 +132,7 @@ class Broker:
         while True:
             if not self.started or (gone is not None and gone()):
                 return EMPTY_GRANT
+            self.ticker.tick()
             grant, records = self.engine.claim(
                 self.clock.now_ms(), tenant, worker, job_types, max_jobs, lease_ms
             )
@@ -153,6 +154,7 @@ class Broker:
         extend_ms: Sequence[int],
         progress: Sequence[bytes | None] | None = None,
     ) -> list[HeartbeatReply]:
+        self.ticker.tick()  # a lease past its deadline is lost, even before the reaper ran
         replies, records = self.engine.heartbeat(
             self.clock.now_ms(), tenant, jids, tokens, extend_ms, progress
         )
@@ -161,6 +163,7 @@ class Broker:
 
     async def ack(self, tenant: str, items: Sequence[AckItem]) -> list[AckReply]:
         self._refuse_if_saturated()
+        self.ticker.tick()  # an ack after the lease deadline is a conflict, reaper or not
         now = self.clock.now_ms()
         if all(item.status == "succeeded" for item in items):
             replies, records = self.engine.complete(
@@ -182,6 +185,7 @@ class Broker:
     ) -> list[AckReply]:
         """Successes without output, as columns: the hot path of ``ack``."""
         self._refuse_if_saturated()
+        self.ticker.tick()
         replies, records = self.engine.complete(self.clock.now_ms(), tenant, jids, tokens)
         self.counters["acked"] += len(jids)
         # successes make nothing claimable and set no timer: no waking, no ticker poke

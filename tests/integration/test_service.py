@@ -173,3 +173,17 @@ async def test_stop_writes_pending_claims(tmp_path: Path) -> None:
 
 def test_settings_defaults() -> None:
     assert ServiceSettings().engine == EngineSettings()
+
+
+async def test_a_lease_past_its_deadline_is_fenced_before_the_reaper_runs() -> None:
+    clock = ManualClock()
+    broker = await started(MemoryLedger(), clock)
+    await broker.submit(T, [JobSpec("scan", b"{}")])
+    grant = await broker.claim(T, "w", ["scan"], 1, 1_000)
+    jid, token = grant.jobs[0].jid, grant.tokens[0]
+    clock.advance(1_000)  # the deadline passes; the ticker task has not woken yet
+    (beat,) = broker.heartbeat(T, [jid], [token], [1_000])
+    assert beat.deadline == -1
+    (late,) = await broker.ack(T, [AckItem(jid, token, "succeeded")])
+    assert late.outcome == "conflict"
+    await broker.stop()
