@@ -13,7 +13,7 @@ import orjson
 
 from .. import states
 from ..engine import Engine, Grant, Job
-from ..store import AttemptRow, JobHistory
+from ..store import Attempt, JobHistory
 from .ids import job_id as job_id
 from .ids import lease_id
 from .timefmt import rfc3339
@@ -94,7 +94,7 @@ def job_view(history: JobHistory) -> dict[str, Any]:
     return view
 
 
-def _attempt(number: int, row: AttemptRow) -> dict[str, Any]:
+def _attempt(number: int, row: Attempt) -> dict[str, Any]:
     result = orjson.loads(row.output) if row.output else {}
     return {
         "attempt": number,

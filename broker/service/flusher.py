@@ -10,6 +10,10 @@ If the ledger fails, the same batch is retried with backoff until it is
 written (batches must land in order); meanwhile new records keep gathering
 in the journal, and once the backlog passes its bound the broker refuses
 new durable work with BACKPRESSURE instead of growing without limit.
+
+Writes only append; folding history into the jobs table (``compact``) runs
+here too, in bounded steps, whenever there is nothing to flush, or between
+flushes once the unfolded history passes ``fold_threshold`` rows.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ class Flusher:
         max_backlog: int = 200_000,
         retry_base_s: float = 0.05,
         retry_cap_s: float = 2.0,
+        fold_step: int = 20_000,
+        fold_threshold: int = 1_000_000,
     ) -> None:
         self.ledger = ledger
         self.journal = journal
@@ -47,6 +53,9 @@ class Flusher:
         # monotonic times of the oldest record gathered, and of the batch being written
         self._journal_since: float | None = None
         self._flight_since: float | None = None
+        self.fold_step = fold_step
+        self.fold_threshold = fold_threshold
+        self.unfolded = 0  # history rows written and not folded yet
         self.healthy = True
         self.last_error = ""
         self.flushes = 0
@@ -93,6 +102,7 @@ class Flusher:
     # -- lifecycle ----------------------------------------------------------------
     async def start(self) -> None:
         self._stopping = False
+        self.unfolded = await self.ledger.unfolded()
         self._task = asyncio.create_task(self._run(), name="flusher")
 
     async def stop(self) -> None:
@@ -106,12 +116,26 @@ class Flusher:
 
     async def _run(self) -> None:
         while True:
-            await self._wake.wait()
-            self._wake.clear()
             if len(self.journal) or self._waiting:
                 await self._flush_once()
-            if self._stopping and not len(self.journal):
+                if self.unfolded > self.fold_threshold:
+                    await self._fold_once()
+            elif self._stopping:
                 return
+            elif self.unfolded and self.healthy:
+                await self._fold_once()  # idle: fold history while nothing waits
+            else:
+                await self._wake.wait()
+                self._wake.clear()
+
+    async def _fold_once(self) -> None:
+        try:
+            folded = await self.ledger.compact(self.fold_step)
+        except Exception as exc:  # noqa: BLE001 - the next flush reports ledger trouble
+            log.warning("history fold failed: %s", exc)
+            await asyncio.sleep(self._retry_base_s)
+            return
+        self.unfolded = max(0, self.unfolded - folded) if folded else 0
 
     async def _flush_once(self) -> None:
         batch = self.journal.cut()
@@ -145,4 +169,5 @@ class Flusher:
             self.healthy = True
             self.flushes += 1
             self.rows_written += len(batch)
+            self.unfolded += len(batch.history)
             return

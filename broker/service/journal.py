@@ -1,37 +1,77 @@
 """The journal: engine records waiting for the next flush, coalesced per job.
 
-Between two flushes each touched job is remembered once; when the flush is
-cut, its row is built from the job's state *at that moment* (so a job
-submitted, claimed and completed inside one flush is one insert), and each
-attempt becomes one row however many records spoke of it. Everything here
-runs on the event-loop thread, so the snapshot is consistent without locks.
+Between two flushes each touched job keeps an ordered list of what happened
+to it: attempts (opened, extended, finished) and transitions. Records about
+one attempt are merged into one entry, so a claim and its ack inside one
+flush are one history row. When the flush is cut, each job's last row
+carries its whole state *at that moment* (read from the engine), which is
+what a reader folds; earlier rows carry the state right after their own
+event, for the audit trail. A job submitted in the flush is also inserted,
+with the same snapshot. Everything runs on the event-loop thread, so the
+snapshot is consistent without locks.
 """
 
 from __future__ import annotations
 
 from ..engine import Changed, Engine, Extended, Finished, Job, Leased, Record, Submitted
 from ..states import LEASED, PENDING
-from ..store import AttemptRow, FlushBatch, JobRow, TransitionRow
+from ..store import FlushBatch, HistoryRow, JobRow
 from .meta_codec import encode_meta
+
+
+class _Event:
+    """One entry of a job's list: an attempt (token != 0) or a transition."""
+
+    __slots__ = (
+        "at",
+        "attempt",
+        "deadline",
+        "due",
+        "error",
+        "finished",
+        "leased_at",
+        "output",
+        "reason",
+        "state",
+        "status",
+        "token",
+        "worker",
+    )
+
+    def __init__(
+        self, at: int, state: int, attempt: int, token: int = 0, reason: str | None = None
+    ) -> None:
+        self.at = at
+        self.state = state
+        self.attempt = attempt
+        self.token = token
+        self.reason = reason
+        self.worker: str | None = None
+        self.leased_at = 0
+        self.deadline = 0
+        self.finished = 0
+        self.status: str | None = None
+        self.due = 0
+        self.error: bytes | None = None
+        self.output: bytes | None = None
 
 
 class Journal:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._new: dict[int, Job] = {}
-        self._changed: dict[int, Job] = {}
-        # (jid, token) -> [jid, token, worker, leased_at, deadline, finished, status, error, output]
-        self._attempts: dict[tuple[int, int], list[object]] = {}
-        self._transitions: list[TransitionRow] = []
+        self._touched: dict[int, Job] = {}
+        self._events: dict[int, list[_Event]] = {}
         self._now = 0
 
     def __len__(self) -> int:
-        """Jobs and attempts waiting to be written (the flush backlog)."""
-        return len(self._new) + len(self._changed) + len(self._attempts) + len(self._transitions)
+        """Jobs waiting to be written (the flush backlog, in jobs)."""
+        return len(self._new) + len(self._touched)
 
     def add(self, records: list[Record]) -> None:
         for record in records:
-            self._now = max(self._now, record.at)
+            if record.at > self._now:
+                self._now = record.at
             if isinstance(record, Submitted):
                 for job in record.jobs:
                     self._new[job.jid] = job
@@ -40,74 +80,75 @@ class Journal:
             elif isinstance(record, Finished):
                 self._finished(record)
             elif isinstance(record, Extended):
-                for jid in record.jids:
-                    self._touch_jid(jid)
+                self._extended(record)
             elif isinstance(record, Changed):
                 for job in record.jobs:
-                    self._touch(job)
-                    self._transitions.append(
-                        TransitionRow(job.jid, record.at, record.state, record.reason)
-                    )
+                    event = _Event(record.at, record.state, job.attempt, reason=record.reason)
+                    self._event_list(job).append(event)
 
     def cut(self) -> FlushBatch:
         """Everything gathered so far, as rows; the journal starts empty again."""
-        row = self._row
-        batch = FlushBatch(
-            inserts=[row(job) for job in self._new.values()],
-            updates=[row(job) for jid, job in self._changed.items() if jid not in self._new],
-            attempts=[AttemptRow(*fields) for fields in self._attempts.values()],  # type: ignore[arg-type]
-            transitions=self._transitions,
-        )
+        snapshot = self._snapshot
+        inserts = [snapshot(job) for job in self._new.values()]
+        history: list[HistoryRow] = []
+        for jid, events in self._events.items():
+            last = snapshot(self._touched[jid])
+            for event in events[:-1]:
+                history.append(_history_row(jid, event, None))
+            history.append(_history_row(jid, events[-1], last))
         self._new = {}
-        self._changed = {}
-        self._attempts = {}
-        self._transitions = []
-        return batch
+        self._touched = {}
+        self._events = {}
+        return FlushBatch(inserts, history)
 
     # -- records -----------------------------------------------------------------
-    def _touch(self, job: Job) -> None:
-        if job.jid not in self._new:
-            self._changed[job.jid] = job
+    def _event_list(self, job: Job) -> list[_Event]:
+        events = self._events.get(job.jid)
+        if events is None:
+            events = self._events[job.jid] = []
+            self._touched[job.jid] = job
+        return events
 
-    def _touch_jid(self, jid: int) -> None:
-        job = self.engine.jobs.get(jid)
-        if job is not None:
-            self._touch(job)
+    def _attempt(self, job: Job, token: int, at: int) -> _Event:
+        """The entry of this attempt in this flush, made if the flush has none yet."""
+        events = self._event_list(job)
+        for event in reversed(events):
+            if event.token == token:
+                return event
+        event = _Event(at, LEASED, job.attempt, token)
+        events.append(event)
+        return event
 
     def _leased(self, record: Leased) -> None:
-        attempts = self._attempts
+        at = record.at
         deadline = record.deadline
+        worker = record.worker
         for job, token in zip(record.jobs, record.tokens, strict=True):
-            self._touch(job)
-            attempts[(job.jid, token)] = [
-                job.jid,
-                token,
-                record.worker,
-                record.at,
-                deadline,
-                0,
-                "",
-                None,
-                None,
-            ]
+            event = _Event(at, LEASED, job.attempt, token)
+            event.worker = worker
+            event.leased_at = at
+            event.deadline = deadline
+            self._event_list(job).append(event)
+
+    def _extended(self, record: Extended) -> None:
+        jobs = self.engine.jobs
+        for jid, token in zip(record.jids, record.tokens, strict=True):
+            job = jobs.get(jid)
+            if job is not None:
+                self._attempt(job, token, record.at).deadline = record.deadline
 
     def _finished(self, record: Finished) -> None:
-        attempts = self._attempts
         for i, job in enumerate(record.jobs):
-            self._touch(job)
-            token = record.tokens[i]
-            fields = attempts.get((job.jid, token))
-            if fields is None:
-                # the attempt's opening row went out in an earlier flush: this
-                # closing row carries the outcome, readers merge the two
-                fields = attempts[(job.jid, token)] = [job.jid, token, "", 0, 0, 0, "", None, None]
-            fields[5] = record.at
-            fields[6] = record.statuses[i]
-            fields[7] = record.errors[i]
-            fields[8] = record.outputs[i]
+            event = self._attempt(job, record.tokens[i], record.at)
+            event.finished = record.at
+            event.status = record.statuses[i]
+            event.state = record.states[i]
+            event.due = record.due[i]
+            event.error = record.errors[i]
+            event.output = record.outputs[i]
 
     # -- rows --------------------------------------------------------------------
-    def _row(self, job: Job) -> JobRow:
+    def _snapshot(self, job: Job) -> JobRow:
         engine = self.engine
         state = job.state
         jid = job.jid
@@ -140,3 +181,34 @@ class Journal:
             job.last_status or None,
             self._now,
         )
+
+
+def _history_row(jid: int, event: _Event, current: JobRow | None) -> HistoryRow:
+    """A history row; ``current`` (the job's snapshot) only for its last row of the flush."""
+    if current is not None:
+        state, attempt, due = current.state, current.attempt, current.due
+        lease = (current.lease_token, current.lease_worker, current.lease_deadline)
+        last = (current.last_token, current.last_status)
+    else:
+        state, attempt, due = event.state, event.attempt, event.due
+        leased = event.state == LEASED and not event.finished
+        lease = (event.token, event.worker, event.deadline) if leased else (0, None, 0)
+        last = (event.token, event.status) if event.finished else (0, None)
+    return HistoryRow(
+        jid,
+        event.at,
+        state,
+        attempt,
+        due,
+        *lease,
+        *last,
+        event.token,
+        event.worker,
+        event.leased_at,
+        event.deadline,
+        event.finished,
+        event.status,
+        event.error,
+        event.output,
+        event.reason,
+    )

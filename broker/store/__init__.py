@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .base import Ledger
 from .memory import MemoryLedger
-from .rows import AttemptRow, FlushBatch, JobHistory, JobRow, LiveState, TransitionRow
+from .rows import Attempt, FlushBatch, HistoryRow, JobHistory, JobRow, LiveState, Transition
 
 
 def ledger_for(url: str) -> Ledger:
@@ -24,13 +24,14 @@ def ledger_for(url: str) -> Ledger:
 
 
 __all__ = [
-    "AttemptRow",
+    "Attempt",
     "FlushBatch",
+    "HistoryRow",
     "JobHistory",
     "JobRow",
     "Ledger",
     "LiveState",
     "MemoryLedger",
-    "TransitionRow",
+    "Transition",
     "ledger_for",
 ]

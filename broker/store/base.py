@@ -27,17 +27,28 @@ class Ledger(abc.ABC):
 
     @abc.abstractmethod
     async def apply(self, batch: FlushBatch) -> None:
-        """Write a whole flush in one transaction: insert new jobs, set the
-        state of changed ones, append attempts and transitions."""
+        """Write a whole flush in one transaction: insert the new jobs and
+        append the history rows. Nothing is updated in place here."""
+
+    @abc.abstractmethod
+    async def compact(self, limit: int) -> int:
+        """Fold up to ``limit`` history rows into the jobs table (off the hot
+        path); returns how many were folded, 0 when nothing is left. Readers
+        see the same state before and after."""
+
+    @abc.abstractmethod
+    async def unfolded(self) -> int:
+        """History rows not folded into the jobs table yet."""
 
     @abc.abstractmethod
     async def load_live(self, keyed_since: int) -> LiveState:
-        """Every non-terminal job, the next free job id, and terminal jobs with
-        an idempotency key that finished at or after ``keyed_since`` (ms)."""
+        """Every non-terminal job in its current state, the next free job id,
+        and terminal jobs with metadata that finished at or after
+        ``keyed_since`` (ms)."""
 
     @abc.abstractmethod
     async def read_job(self, jid: int) -> JobHistory | None:
-        """One job with its attempts and transitions, or None."""
+        """One job in its current state with its attempts and transitions, or None."""
 
     @abc.abstractmethod
     async def begin_epoch(self) -> int:

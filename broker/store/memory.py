@@ -1,21 +1,14 @@
 """An in-memory ledger: the contract's reference, and a store for unit tests.
 
-It is held to exactly the same contract suite as the durable stores.
+It keeps the same append-only shape as the durable stores (a jobs table plus
+history rows folded in by ``compact``) and is held to the same contract suite.
 """
 
 from __future__ import annotations
 
 from .. import states
 from .base import Ledger
-from .rows import (
-    AttemptRow,
-    FlushBatch,
-    JobHistory,
-    JobRow,
-    LiveState,
-    TransitionRow,
-    latest_attempts,
-)
+from .rows import FlushBatch, HistoryRow, JobHistory, JobRow, LiveState, fold, read_history
 
 
 class MemoryLedger(Ledger):
@@ -23,8 +16,8 @@ class MemoryLedger(Ledger):
 
     def __init__(self) -> None:
         self._jobs: dict[int, JobRow] = {}
-        self._attempts: list[AttemptRow] = []
-        self._transitions: list[TransitionRow] = []
+        self._history: list[HistoryRow] = []
+        self._folded = 0  # history rows already folded into _jobs
         self._epoch = 0
         self._open = False
 
@@ -36,29 +29,38 @@ class MemoryLedger(Ledger):
 
     async def apply(self, batch: FlushBatch) -> None:
         self._require_open()
-        for row in batch.inserts:
-            if row.jid in self._jobs:
-                raise ValueError(f"job {row.jid} already stored")
-        for row in batch.updates:
-            if row.jid not in self._jobs and row.jid not in {r.jid for r in batch.inserts}:
-                raise ValueError(f"job {row.jid} is not stored")
+        new = {row.jid for row in batch.inserts}
+        if len(new) != len(batch.inserts) or not new.isdisjoint(self._jobs):
+            raise ValueError("a job is inserted twice")
+        for row in batch.history:
+            if row.jid not in self._jobs and row.jid not in new:
+                raise ValueError(f"history of unknown job {row.jid}")
         for row in batch.inserts:
             self._jobs[row.jid] = row
-        for row in batch.updates:
-            self._jobs[row.jid] = row
-        self._attempts.extend(batch.attempts)
-        self._transitions.extend(batch.transitions)
+        self._history.extend(batch.history)
+
+    async def compact(self, limit: int) -> int:
+        self._require_open()
+        rows = self._history[self._folded : self._folded + limit]
+        for row in rows:
+            self._jobs[row.jid] = fold(self._jobs[row.jid], row)
+        self._folded += len(rows)
+        return len(rows)
+
+    async def unfolded(self) -> int:
+        return len(self._history) - self._folded
 
     async def load_live(self, keyed_since: int) -> LiveState:
         self._require_open()
-        live = [row for row in self._jobs.values() if row.state not in states.TERMINAL]
+        while await self.compact(100_000):
+            pass
+        jobs = sorted(self._jobs.values(), key=lambda row: row.jid)
+        live = [row for row in jobs if row.state not in states.TERMINAL]
         keyed = [
             row
-            for row in self._jobs.values()
+            for row in jobs
             if row.state in states.TERMINAL and row.meta is not None and row.updated >= keyed_since
         ]
-        live.sort(key=lambda row: row.jid)
-        keyed.sort(key=lambda row: row.jid)
         return LiveState(live, max(self._jobs, default=0) + 1, keyed)
 
     async def read_job(self, jid: int) -> JobHistory | None:
@@ -66,9 +68,7 @@ class MemoryLedger(Ledger):
         row = self._jobs.get(jid)
         if row is None:
             return None
-        attempts = latest_attempts([a for a in self._attempts if a.jid == jid])
-        transitions = [t for t in self._transitions if t.jid == jid]
-        return JobHistory(row, attempts, transitions)
+        return read_history(row, [h for h in self._history if h.jid == jid])
 
     async def begin_epoch(self) -> int:
         self._require_open()

@@ -1,7 +1,12 @@
 """The rows a ledger stores: plain tuples, independent of the engine.
 
-The service turns the engine's records into these (coalescing repeated
-changes to one job inside a flush); a store only persists and loads them.
+The write path is append-only. A flush inserts new jobs (``JobRow``, their
+state at that moment) and appends ``HistoryRow``s: one per job the flush
+touched (more only when one job went through several attempts in it). The
+last history row of a job carries its whole current state, so the current
+state of any job is "its newest history row, else its job row". Folding
+history into the jobs table (``compact``) happens off the hot path and never
+changes what a reader sees.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from typing import NamedTuple
 
 
 class JobRow(NamedTuple):
-    """A job's current state: one row per job in the jobs table."""
+    """A job: the immutable fields and its state when the row was last written."""
 
     jid: int
     tenant: str
@@ -34,29 +39,50 @@ class JobRow(NamedTuple):
     updated: int
 
 
-class AttemptRow(NamedTuple):
-    """One attempt of a job, append-only.
+class HistoryRow(NamedTuple):
+    """One change of one job, append-only, in the order it happened.
 
-    An attempt that starts and ends inside one flush is a single row; one that
-    spans flushes appears twice, first open (``finished`` 0) and then closed.
-    Readers keep the latest row per (jid, token).
+    The first group is the job's state right after the change (a fold takes
+    the newest row of each job); the second says what happened: an attempt
+    (``token`` != 0: opened, extended or finished) or a transition outside an
+    attempt (``token`` 0, ``reason`` says why: due, canceled, …).
     """
 
     jid: int
+    at: int
+    state: int
+    attempt: int
+    due: int
+    lease_token: int
+    lease_worker: str | None
+    lease_deadline: int
+    last_token: int
+    last_status: str | None
     token: int
-    worker: str
+    worker: str | None
     leased_at: int
     deadline: int
-    finished: int  # 0 while the attempt is open
-    status: str  # '' while open; succeeded | failed | timed_out | canceled | expired
+    finished: int
+    status: str | None
+    error: bytes | None
+    output: bytes | None
+    reason: str | None
+
+
+class Attempt(NamedTuple):
+    """One attempt as readers see it, folded from its history rows."""
+
+    token: int
+    worker: str | None
+    leased_at: int
+    deadline: int
+    finished: int  # 0 while open
+    status: str | None  # None while open
     error: bytes | None
     output: bytes | None
 
 
-class TransitionRow(NamedTuple):
-    """A change of state outside an attempt (timer due, operator cancel)."""
-
-    jid: int
+class Transition(NamedTuple):
     at: int
     state: int
     reason: str
@@ -67,46 +93,66 @@ class FlushBatch:
     """Everything one flush writes, in one transaction."""
 
     inserts: list[JobRow] = field(default_factory=list)
-    updates: list[JobRow] = field(default_factory=list)
-    attempts: list[AttemptRow] = field(default_factory=list)
-    transitions: list[TransitionRow] = field(default_factory=list)
+    history: list[HistoryRow] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.inserts) + len(self.updates) + len(self.attempts) + len(self.transitions)
+        return len(self.inserts) + len(self.history)
 
 
 @dataclass(frozen=True, slots=True)
 class JobHistory:
-    """A job as ``read_job`` returns it: its row, attempts (oldest first) and transitions."""
+    """A job as ``read_job`` returns it: current state, attempts and transitions."""
 
     job: JobRow
-    attempts: list[AttemptRow]
-    transitions: list[TransitionRow]
+    attempts: list[Attempt]
+    transitions: list[Transition]
 
 
 @dataclass(frozen=True, slots=True)
 class LiveState:
     """What a broker needs to rebuild its hot structures after a restart."""
 
-    jobs: list[JobRow]  # every non-terminal job
+    jobs: list[JobRow]  # every non-terminal job, current state
     next_jid: int  # above every job id ever stored
-    recent_keyed: list[JobRow]  # terminal jobs with an idempotency key, newest retention window
+    recent_keyed: list[JobRow]  # terminal jobs with meta, finished at or after keyed_since
 
 
-def latest_attempts(rows: list[AttemptRow]) -> list[AttemptRow]:
-    """Fold the rows of each (jid, token) into one, in order of first appearance.
+def fold(job: JobRow, row: HistoryRow) -> JobRow:
+    """The job row updated with the state a history row carries."""
+    return job._replace(
+        state=row.state,
+        attempt=row.attempt,
+        due=row.due,
+        lease_token=row.lease_token,
+        lease_worker=row.lease_worker,
+        lease_deadline=row.lease_deadline,
+        last_token=row.last_token,
+        last_status=row.last_status,
+        updated=row.at,
+    )
 
-    A later row wins, except that a closing row written after its opening row
-    was flushed carries no worker, start or deadline (``worker`` is ''): those
-    come from the earlier row.
-    """
-    latest: dict[tuple[int, int], AttemptRow] = {}
+
+def read_history(job: JobRow, rows: list[HistoryRow]) -> JobHistory:
+    """Fold a job's history rows (oldest first) into what ``read_job`` returns."""
+    attempts: dict[int, Attempt] = {}
+    transitions: list[Transition] = []
     for row in rows:
-        key = (row.jid, row.token)
-        earlier = latest.get(key)
-        if earlier is not None and row.worker == "":
-            row = row._replace(
-                worker=earlier.worker, leased_at=earlier.leased_at, deadline=earlier.deadline
-            )
-        latest[key] = row
-    return list(latest.values())
+        if row.token:
+            seen = attempts.get(row.token)
+            if seen is None:
+                seen = Attempt(
+                    row.token, row.worker, row.leased_at, row.deadline, 0, None, None, None
+                )
+            if row.worker and not seen.worker:
+                seen = seen._replace(worker=row.worker, leased_at=row.leased_at)
+            if row.deadline:
+                seen = seen._replace(deadline=row.deadline)
+            if row.finished:
+                seen = seen._replace(
+                    finished=row.finished, status=row.status, error=row.error, output=row.output
+                )
+            attempts[row.token] = seen
+        if row.reason:
+            transitions.append(Transition(row.at, row.state, row.reason))
+    current = fold(job, rows[-1]) if rows else job
+    return JobHistory(current, list(attempts.values()), transitions)

@@ -1,8 +1,10 @@
 """The embedded ledger: SQLite in WAL mode, driven from one worker thread.
 
 Every call runs on a dedicated thread so the event loop never blocks on disk.
-A flush is one transaction (``BEGIN IMMEDIATE`` … ``COMMIT``) of prepared,
-``executemany`` statements; SQLite caches the prepared statements.
+A flush is one transaction (``BEGIN IMMEDIATE`` … ``COMMIT``) of two prepared
+``executemany`` inserts: new jobs and history rows. Nothing is updated in
+place on the hot path (an UPDATE rewrites the whole row, payload included);
+``compact`` folds history into the jobs table in bounded steps instead.
 ``synchronous=FULL`` by default: a commit that was answered survives a power
 cut, not only a killed process.
 """
@@ -18,15 +20,7 @@ from typing import TypeVar
 
 from . import queries
 from .base import Ledger
-from .rows import (
-    AttemptRow,
-    FlushBatch,
-    JobHistory,
-    JobRow,
-    LiveState,
-    TransitionRow,
-    latest_attempts,
-)
+from .rows import FlushBatch, HistoryRow, JobHistory, JobRow, LiveState, read_history
 
 _Q = queries.load("broker.store.sql.sqlite", "queries.sql")
 _SCHEMA = queries.load("broker.store.sql.sqlite", "schema.sql")["schema"]
@@ -89,16 +83,40 @@ class SqliteLedger(Ledger):
         try:
             if batch.inserts:
                 db.executemany(_Q["insert_job"], batch.inserts)
-            if batch.updates:
-                db.executemany(_Q["set_job_state"], [_state_params(row) for row in batch.updates])
-            if batch.attempts:
-                db.executemany(_Q["append_attempt"], batch.attempts)
-            if batch.transitions:
-                db.executemany(_Q["append_transition"], batch.transitions)
+            if batch.history:
+                db.executemany(_Q["append_history"], batch.history)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    async def compact(self, limit: int) -> int:
+        return await self._run(self._compact, limit)
+
+    def _compact(self, limit: int) -> int:
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            (start,) = db.execute(_Q["folded_upto"]).fetchone()
+            (last,) = db.execute(_Q["last_seq"]).fetchone()
+            end = min(last, start + limit)
+            if end > start:
+                db.execute(_Q["fold_range"], (start, end))
+                db.execute(_Q["set_folded"], (end,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return int(end - start)
+
+    async def unfolded(self) -> int:
+        return await self._run(self._unfolded)
+
+    def _unfolded(self) -> int:
+        db = self._db()
+        (start,) = db.execute(_Q["folded_upto"]).fetchone()
+        (last,) = db.execute(_Q["last_seq"]).fetchone()
+        return int(last - start)
 
     async def begin_epoch(self) -> int:
         return await self._run(self._begin_epoch)
@@ -119,6 +137,8 @@ class SqliteLedger(Ledger):
         return await self._run(self._load_live, keyed_since)
 
     def _load_live(self, keyed_since: int) -> LiveState:
+        while self._compact(200_000):
+            pass
         db = self._db()
         live = [JobRow(*row) for row in db.execute(_Q["live_jobs"])]
         keyed = [JobRow(*row) for row in db.execute(_Q["recent_keyed_jobs"], (keyed_since,))]
@@ -133,9 +153,8 @@ class SqliteLedger(Ledger):
         row = db.execute(_Q["read_job"], (jid,)).fetchone()
         if row is None:
             return None
-        attempts = [AttemptRow(*a) for a in db.execute(_Q["read_attempts"], (jid,))]
-        transitions = [TransitionRow(*t) for t in db.execute(_Q["read_transitions"], (jid,))]
-        return JobHistory(JobRow(*row), latest_attempts(attempts), transitions)
+        history = [HistoryRow(*h) for h in db.execute(_Q["read_history"], (jid,))]
+        return read_history(JobRow(*row), history)
 
     async def ping(self) -> bool:
         try:
@@ -143,18 +162,3 @@ class SqliteLedger(Ledger):
         except (RuntimeError, sqlite3.Error):
             return False
         return True
-
-
-def _state_params(row: JobRow) -> tuple[object, ...]:
-    return (
-        row.state,
-        row.attempt,
-        row.due,
-        row.lease_token,
-        row.lease_worker,
-        row.lease_deadline,
-        row.last_token,
-        row.last_status,
-        row.updated,
-        row.jid,
-    )

@@ -105,13 +105,21 @@ class Api:
             return self.keys.sign({"sub": "dev", "scope": scopes, "exp": 4_000_000_000})
         return issue_token(self.keys, tenant, scopes, **kw)
 
-    def headers(self, tenant: str | None = TENANT, scopes: str = ALL,
-                extra: dict[str, str] | None = None) -> dict[str, str]:
+    def headers(
+        self, tenant: str | None = TENANT, scopes: str = ALL, extra: dict[str, str] | None = None
+    ) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(tenant, scopes)}", **(extra or {})}
 
     async def request(
-        self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
-        tenant: str | None = TENANT, scopes: str = ALL, headers: dict[str, str] | None = None,
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        raw: bytes | None = None,
+        tenant: str | None = TENANT,
+        scopes: str = ALL,
+        headers: dict[str, str] | None = None,
         auth: bool = True,
     ) -> tuple[int, Any]:
         sent = dict(self.headers(tenant, scopes) if auth else {})
@@ -140,18 +148,29 @@ class Api:
         assert status == 201, body
         return body["jobs"]
 
-    async def claim(self, job_types: list[str] | None = None, max_jobs: int = 10,
-                    tenant: str = TENANT, **extra: Any) -> list[dict[str, Any]]:
-        request = {"workerId": "w-1", "jobTypes": job_types or ["scan"], "maxJobs": max_jobs,
-                   **extra}
+    async def claim(
+        self,
+        job_types: list[str] | None = None,
+        max_jobs: int = 10,
+        tenant: str = TENANT,
+        **extra: Any,
+    ) -> list[dict[str, Any]]:
+        request = {
+            "workerId": "w-1",
+            "jobTypes": job_types or ["scan"],
+            "maxJobs": max_jobs,
+            **extra,
+        }
         status, body = await self.post(CLAIM, request, tenant=tenant)
         assert status == 200, body
         return body["jobs"]
 
-    async def ack(self, *results: dict[str, Any], tenant: str = TENANT,
-                  worker: str = "w-1") -> list[dict[str, Any]]:
-        status, body = await self.post(ACK, {"workerId": worker, "results": list(results)},
-                                       tenant=tenant)
+    async def ack(
+        self, *results: dict[str, Any], tenant: str = TENANT, worker: str = "w-1"
+    ) -> list[dict[str, Any]]:
+        status, body = await self.post(
+            ACK, {"workerId": worker, "results": list(results)}, tenant=tenant
+        )
         assert status == 200, body
         return body["results"]
 
@@ -173,18 +192,24 @@ class Api:
         leases, timers = engine.leases, engine.timers
         return (
             sorted(
-                (j.jid, j.state, j.attempt, getattr(j, "last_token", None),
-                 getattr(j, "last_status", None),
-                 (leases.token_of(j.jid), leases.deadline_of(j.jid)) if j.jid in leases else None,
-                 timers.due_of(j.jid) if j.jid in timers else None)
+                (
+                    j.jid,
+                    j.state,
+                    j.attempt,
+                    getattr(j, "last_token", None),
+                    getattr(j, "last_status", None),
+                    (leases.token_of(j.jid), leases.deadline_of(j.jid))
+                    if j.jid in leases
+                    else None,
+                    timers.due_of(j.jid) if j.jid in timers else None,
+                )
                 for j in engine.jobs.values()
             ),
             engine.next_jid,
             list(engine.state_counts),
             len(engine.ready),
             sorted(ledger._jobs.items()),
-            list(ledger._attempts),
-            list(ledger._transitions),
+            list(ledger._history),
         )
 
 
@@ -195,9 +220,13 @@ MakeApi = Callable[..., Awaitable[Api]]
 async def make_api(aiohttp_client: Any) -> AsyncIterator[MakeApi]:
     brokers: list[Broker] = []
 
-    async def build(settings: ApiSettings | None = None, keys: KeySet | None = None,
-                    start: bool = True, now_ms: int = NOW_MS,
-                    service: ServiceSettings | None = None) -> Api:
+    async def build(
+        settings: ApiSettings | None = None,
+        keys: KeySet | None = None,
+        start: bool = True,
+        now_ms: int = NOW_MS,
+        service: ServiceSettings | None = None,
+    ) -> Api:
         clock = ManualClock(now_ms)
         ledger = MemoryLedger()
         broker = Broker(ledger, service or ServiceSettings(), clock)

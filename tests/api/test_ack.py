@@ -34,8 +34,9 @@ async def test_succeeded(api: Api) -> None:
 async def test_succeeded_is_durable_when_answered(api: Api) -> None:
     claimed = await leased(api)
     await api.ack(result(claimed))
-    [row] = api.ledger._jobs.values()
-    assert row.state == states.SUCCEEDED  # written before the answer
+    [jid] = api.ledger._jobs
+    stored = await api.ledger.read_job(jid)
+    assert stored is not None and stored.job.state == states.SUCCEEDED  # written before the answer
 
 
 async def test_same_ack_twice_is_accepted_again(api: Api) -> None:
@@ -88,14 +89,19 @@ async def test_stale_lease_after_expiry_before_regrant_conflicts(api: Api) -> No
     assert (await api.read(first["jobId"]))["state"] == "ready"
 
 
-@pytest.mark.parametrize("job_id", [
-    "0190a0b0-0000-7000-8000-000000000999", "not-a-uuid", "123e4567-e89b-12d3-a456-426614174000",
-], ids=["unknown", "garbage", "uuid-v1"])
+@pytest.mark.parametrize(
+    "job_id",
+    [
+        "0190a0b0-0000-7000-8000-000000000999",
+        "not-a-uuid",
+        "123e4567-e89b-12d3-a456-426614174000",
+    ],
+    ids=["unknown", "garbage", "uuid-v1"],
+)
 async def test_unknown_or_malformed_job_id_is_not_found(api: Api, job_id: str) -> None:
     claimed = await leased(api)
     before = await api.snapshot()
-    [reply] = await api.ack({"jobId": job_id, "leaseId": claimed["leaseId"],
-                             "status": "succeeded"})
+    [reply] = await api.ack({"jobId": job_id, "leaseId": claimed["leaseId"], "status": "succeeded"})
     assert reply == {"jobId": job_id, "outcome": "not_found"}
     assert await api.snapshot() == before
 
@@ -121,8 +127,13 @@ async def test_another_tenants_finished_job_is_not_found(api: Api) -> None:
 
 async def test_failed_retryable_goes_pending(api: Api) -> None:
     claimed = await leased(api)
-    [reply] = await api.ack(result(claimed, "failed", error={
-        "class": "http_503", "message": "upstream down", "retryable": True}))
+    [reply] = await api.ack(
+        result(
+            claimed,
+            "failed",
+            error={"class": "http_503", "message": "upstream down", "retryable": True},
+        )
+    )
     assert reply == {"jobId": claimed["jobId"], "outcome": "accepted", "state": "pending"}
     view = await api.read(claimed["jobId"])
     assert view["state"] == "pending" and view["nextAttemptAt"] is not None
@@ -136,8 +147,9 @@ async def test_failed_without_error_object_is_retryable(api: Api) -> None:
 
 async def test_failed_not_retryable_is_dead(api: Api) -> None:
     claimed = await leased(api)
-    [reply] = await api.ack(result(claimed, "failed", error={"class": "bad_input",
-                                                             "retryable": False}))
+    [reply] = await api.ack(
+        result(claimed, "failed", error={"class": "bad_input", "retryable": False})
+    )
     assert reply == {"jobId": claimed["jobId"], "outcome": "accepted", "state": "dead"}
     assert (await api.read(claimed["jobId"]))["state"] == "dead"
 
@@ -176,8 +188,13 @@ async def test_canceled(api: Api) -> None:
 @pytest.mark.parametrize("after", [20, 90.5, 3_600])
 async def test_retry_after_seconds_is_respected(api: Api, after: float) -> None:
     claimed = await leased(api)
-    [reply] = await api.ack(result(claimed, "failed", error={
-        "class": "http_429", "retryable": True, "retryAfterSeconds": after}))
+    [reply] = await api.ack(
+        result(
+            claimed,
+            "failed",
+            error={"class": "http_429", "retryable": True, "retryAfterSeconds": after},
+        )
+    )
     assert reply["state"] == "pending"
     view = await api.read(claimed["jobId"])
     assert parse_time(view["nextAttemptAt"]) >= NOW_MS + after * 1000
@@ -191,12 +208,18 @@ async def test_retry_after_seconds_is_respected(api: Api, after: float) -> None:
 async def test_mixed_batch_answers_in_order(api: Api) -> None:
     await api.submit(job(), job(), job())
     a, b, c = await api.claim(max_jobs=3)
-    replies = await api.ack(result(a), result(b, "failed", error={"retryable": False}),
-                            {"jobId": c["jobId"], "leaseId": "0" * 16, "status": "succeeded"},
-                            result(c, "canceled"))
+    replies = await api.ack(
+        result(a),
+        result(b, "failed", error={"retryable": False}),
+        {"jobId": c["jobId"], "leaseId": "0" * 16, "status": "succeeded"},
+        result(c, "canceled"),
+    )
     assert [(r["jobId"], r["outcome"], r.get("state")) for r in replies] == [
-        (a["jobId"], "accepted", "succeeded"), (b["jobId"], "accepted", "dead"),
-        (c["jobId"], "conflict", None), (c["jobId"], "accepted", "canceled")]
+        (a["jobId"], "accepted", "succeeded"),
+        (b["jobId"], "accepted", "dead"),
+        (c["jobId"], "conflict", None),
+        (c["jobId"], "accepted", "canceled"),
+    ]
 
 
 async def test_output_and_artifacts_are_kept(api: Api) -> None:
@@ -211,14 +234,23 @@ async def test_output_and_artifacts_are_kept(api: Api) -> None:
 async def test_ack_with_claim_returns_jobs_as_a_claim_would(api: Api) -> None:
     await api.submit(job(payload="first"))
     [first] = await api.claim()
-    await api.submit(job(payload="x", priority=9, project="p", correlationId="c"),
-                     job(payload="y"), job(payload="z", priority=0))
-    status, body = await api.post(ACK, {"workerId": "w-1", "results": [result(first)],
-                                        "claim": {"jobTypes": ["scan"], "maxJobs": 2,
-                                                  "leaseSeconds": 20}})
+    await api.submit(
+        job(payload="x", priority=9, project="p", correlationId="c"),
+        job(payload="y"),
+        job(payload="z", priority=0),
+    )
+    status, body = await api.post(
+        ACK,
+        {
+            "workerId": "w-1",
+            "results": [result(first)],
+            "claim": {"jobTypes": ["scan"], "maxJobs": 2, "leaseSeconds": 20},
+        },
+    )
     assert status == 200, body
-    assert body["results"] == [{"jobId": first["jobId"], "outcome": "accepted",
-                                "state": "succeeded"}]
+    assert body["results"] == [
+        {"jobId": first["jobId"], "outcome": "accepted", "state": "succeeded"}
+    ]
     jobs = body["jobs"]
     assert [j["payload"] for j in jobs] == ["x", "y"]
     assert set(jobs[0]) == set(first)
@@ -232,16 +264,23 @@ async def test_ack_with_claim_returns_jobs_as_a_claim_would(api: Api) -> None:
 
 async def test_ack_with_only_a_claim(api: Api) -> None:
     await api.submit(job())
-    status, body = await api.post(ACK, {"workerId": "w-1", "results": [],
-                                        "claim": {"jobTypes": ["scan"]}})
+    status, body = await api.post(
+        ACK, {"workerId": "w-1", "results": [], "claim": {"jobTypes": ["scan"]}}
+    )
     assert status == 200, body
     assert body["results"] == [] and len(body["jobs"]) == 1
 
 
 async def test_ack_with_claim_and_nothing_ready(api: Api) -> None:
     claimed = await leased(api)
-    status, body = await api.post(ACK, {"workerId": "w-1", "results": [result(claimed)],
-                                        "claim": {"jobTypes": ["scan"], "maxJobs": 5}})
+    status, body = await api.post(
+        ACK,
+        {
+            "workerId": "w-1",
+            "results": [result(claimed)],
+            "claim": {"jobTypes": ["scan"], "maxJobs": 5},
+        },
+    )
     assert status == 200 and body["jobs"] == []
 
 
@@ -254,65 +293,104 @@ async def refused_ack(api: Api, body: Any) -> list[str]:
     return fields
 
 
-@pytest.mark.parametrize("status", [
-    "done", "SUCCEEDED", "expired", "", None, 1, True, {}, ["succeeded"],
-], ids=["done", "upper", "expired", "empty", "null", "number", "bool", "object", "list"])
+@pytest.mark.parametrize(
+    "status",
+    [
+        "done",
+        "SUCCEEDED",
+        "expired",
+        "",
+        None,
+        1,
+        True,
+        {},
+        ["succeeded"],
+    ],
+    ids=["done", "upper", "expired", "empty", "null", "number", "bool", "object", "list"],
+)
 async def test_invalid_status_changes_nothing(api: Api, status: Any) -> None:
     claimed = await leased(api)
-    fields = await refused_ack(api, {"workerId": "w-1", "results": [
-        result(claimed), result(claimed, status)]})
+    fields = await refused_ack(
+        api, {"workerId": "w-1", "results": [result(claimed), result(claimed, status)]}
+    )
     assert fields == ["results[1].status"]
     assert (await api.read(claimed["jobId"]))["state"] == "leased"
 
 
-@pytest.mark.parametrize("digest", [
-    "sha256:" + "AB" * 32, "sha256:" + "ab" * 31, "md5:" + "ab" * 16, "ab" * 32, "", None, 5,
-], ids=["upper", "short", "md5", "bare", "empty", "null", "number"])
+@pytest.mark.parametrize(
+    "digest",
+    [
+        "sha256:" + "AB" * 32,
+        "sha256:" + "ab" * 31,
+        "md5:" + "ab" * 16,
+        "ab" * 32,
+        "",
+        None,
+        5,
+    ],
+    ids=["upper", "short", "md5", "bare", "empty", "null", "number"],
+)
 async def test_artifact_with_bad_digest(api: Api, digest: Any) -> None:
     claimed = await leased(api)
     artifact = {"uri": "cas://a", "digest": digest}
-    fields = await refused_ack(api, {"workerId": "w-1", "results": [
-        result(claimed, artifacts=[artifact])]})
+    fields = await refused_ack(
+        api, {"workerId": "w-1", "results": [result(claimed, artifacts=[artifact])]}
+    )
     assert fields == ["results[0].artifacts[0].digest"]
 
 
-@pytest.mark.parametrize("change,field", [
-    ({"error": {"retryable": "yes"}}, "results[0].error.retryable"),
-    ({"error": {"retryAfterSeconds": -1}}, "results[0].error.retryAfterSeconds"),
-    ({"error": {"retryAfterSeconds": 86_401}}, "results[0].error.retryAfterSeconds"),
-    ({"error": {"retryAfterSeconds": True}}, "results[0].error.retryAfterSeconds"),
-    ({"error": {"retryAfterSeconds": "20"}}, "results[0].error.retryAfterSeconds"),
-    ({"error": {"class": 429}}, "results[0].error.class"),
-    ({"error": {"message": 5}}, "results[0].error.message"),
-    ({"error": {"code": "x"}}, "results[0].error.code"),
-    ({"error": "boom"}, "results[0].error"),
-    ({"artifacts": "cas://a"}, "results[0].artifacts"),
-    ({"artifacts": [{"digest": GOOD_DIGEST}]}, "results[0].artifacts[0].uri"),
-    ({"artifacts": [{"uri": "cas://a", "digest": GOOD_DIGEST, "size": 1}]},
-     "results[0].artifacts[0].size"),
-    ({"extra": 1}, "results[0].extra"),
-], ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(
+    "change,field",
+    [
+        ({"error": {"retryable": "yes"}}, "results[0].error.retryable"),
+        ({"error": {"retryAfterSeconds": -1}}, "results[0].error.retryAfterSeconds"),
+        ({"error": {"retryAfterSeconds": 86_401}}, "results[0].error.retryAfterSeconds"),
+        ({"error": {"retryAfterSeconds": True}}, "results[0].error.retryAfterSeconds"),
+        ({"error": {"retryAfterSeconds": "20"}}, "results[0].error.retryAfterSeconds"),
+        ({"error": {"class": 429}}, "results[0].error.class"),
+        ({"error": {"message": 5}}, "results[0].error.message"),
+        ({"error": {"code": "x"}}, "results[0].error.code"),
+        ({"error": "boom"}, "results[0].error"),
+        ({"artifacts": "cas://a"}, "results[0].artifacts"),
+        ({"artifacts": [{"digest": GOOD_DIGEST}]}, "results[0].artifacts[0].uri"),
+        (
+            {"artifacts": [{"uri": "cas://a", "digest": GOOD_DIGEST, "size": 1}]},
+            "results[0].artifacts[0].size",
+        ),
+        ({"extra": 1}, "results[0].extra"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
 async def test_invalid_result(api: Api, change: dict[str, Any], field: str) -> None:
     claimed = await leased(api)
-    fields = await refused_ack(api, {"workerId": "w-1", "results": [
-        result(claimed, "failed", **change)]})
+    fields = await refused_ack(
+        api, {"workerId": "w-1", "results": [result(claimed, "failed", **change)]}
+    )
     assert field in fields
 
 
-@pytest.mark.parametrize("body,field", [
-    ({"results": []}, "workerId"),
-    ({"workerId": "w-1"}, "results"),
-    ({"workerId": "w-1", "results": {}}, "results"),
-    ({"workerId": "w-1", "results": []}, "results"),
-    ({"workerId": "w-1", "results": ["done"]}, "results[0]"),
-    ({"workerId": "w-1", "results": [], "claim": {"jobTypes": []}}, "claim.jobTypes"),
-    ({"workerId": "w-1", "results": [], "claim": {"jobTypes": ["scan"], "maxJobs": 0}},
-     "claim.maxJobs"),
-    ({"workerId": "w-1", "results": [], "claim": {"jobTypes": ["scan"], "workerId": "w"}},
-     "claim.workerId"),
-    ({"workerId": "w-1", "results": [], "claim": "next"}, "claim"),
-    ({"workerId": "w-1", "results": [], "more": True}, "more"),
-], ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"results": []}, "workerId"),
+        ({"workerId": "w-1"}, "results"),
+        ({"workerId": "w-1", "results": {}}, "results"),
+        ({"workerId": "w-1", "results": []}, "results"),
+        ({"workerId": "w-1", "results": ["done"]}, "results[0]"),
+        ({"workerId": "w-1", "results": [], "claim": {"jobTypes": []}}, "claim.jobTypes"),
+        (
+            {"workerId": "w-1", "results": [], "claim": {"jobTypes": ["scan"], "maxJobs": 0}},
+            "claim.maxJobs",
+        ),
+        (
+            {"workerId": "w-1", "results": [], "claim": {"jobTypes": ["scan"], "workerId": "w"}},
+            "claim.workerId",
+        ),
+        ({"workerId": "w-1", "results": [], "claim": "next"}, "claim"),
+        ({"workerId": "w-1", "results": [], "more": True}, "more"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
 async def test_invalid_ack_body(api: Api, body: dict[str, Any], field: str) -> None:
     await leased(api)
     assert field in await refused_ack(api, body)
@@ -323,20 +401,21 @@ async def test_result_missing_a_required_field(api: Api, missing: str) -> None:
     claimed = await leased(api)
     item = result(claimed)
     del item[missing]
-    assert f"results[0].{missing}" in await refused_ack(api, {"workerId": "w-1",
-                                                              "results": [item]})
+    assert f"results[0].{missing}" in await refused_ack(api, {"workerId": "w-1", "results": [item]})
 
 
 async def test_too_many_results(api: Api) -> None:
     claimed = await leased(api)
-    assert "results" in await refused_ack(api, {"workerId": "w-1",
-                                                "results": [result(claimed)] * 1001})
+    assert "results" in await refused_ack(
+        api, {"workerId": "w-1", "results": [result(claimed)] * 1001}
+    )
 
 
 async def test_ack_needs_worker_scope(api: Api) -> None:
     claimed = await leased(api)
     before = await api.snapshot()
-    status, body = await api.post(ACK, {"workerId": "w-1", "results": [result(claimed)]},
-                                  scopes="orch:operate orch:read")
+    status, body = await api.post(
+        ACK, {"workerId": "w-1", "results": [result(claimed)]}, scopes="orch:operate orch:read"
+    )
     assert_envelope(status, body, "FORBIDDEN", 403)
     assert await api.snapshot() == before

@@ -14,17 +14,38 @@ from .conftest import CLAIM, SUBMIT, TENANT, Api, MakeApi, assert_envelope, job
 CLAIM_BODY = {"workerId": "w-1", "jobTypes": ["scan"]}
 
 
-async def raw_auth(api: Api, authorization: str | None, path: str = SUBMIT,
-                   body: object = None) -> tuple[int, object]:
+async def raw_auth(
+    api: Api, authorization: str | None, path: str = SUBMIT, body: object = None
+) -> tuple[int, object]:
     headers = {} if authorization is None else {"Authorization": authorization}
     return await api.post(path, body or {"jobs": [job()]}, auth=False, headers=headers)
 
 
-@pytest.mark.parametrize("authorization", [
-    None, "", "Basic dXNlcjpwYXNz", "Bearer", "Bearer ", "Token abc", "Bearer garbage",
-    "Bearer a.b.c", "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.",
-], ids=["none", "empty", "basic", "bearer-no-token", "bearer-blank", "token-scheme",
-        "garbage", "three-parts", "alg-none"])
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        "",
+        "Basic dXNlcjpwYXNz",
+        "Bearer",
+        "Bearer ",
+        "Token abc",
+        "Bearer garbage",
+        "Bearer a.b.c",
+        "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.",
+    ],
+    ids=[
+        "none",
+        "empty",
+        "basic",
+        "bearer-no-token",
+        "bearer-blank",
+        "token-scheme",
+        "garbage",
+        "three-parts",
+        "alg-none",
+    ],
+)
 async def test_missing_or_malformed_credentials(api: Api, authorization: str | None) -> None:
     before = await api.snapshot()
     status, body = await raw_auth(api, authorization)
@@ -46,8 +67,9 @@ async def test_tampered_claims(api: Api) -> None:
 
 
 async def test_expired_token(api: Api) -> None:
-    expired = api.keys.sign({"sub": "dev", "tenant": TENANT, "scope": "orch:operate",
-                             "exp": int(time.time()) - 60})
+    expired = api.keys.sign(
+        {"sub": "dev", "tenant": TENANT, "scope": "orch:operate", "exp": int(time.time()) - 60}
+    )
     status, body = await raw_auth(api, f"Bearer {expired}")
     assert_envelope(status, body, "UNAUTHENTICATED", 401)
 
@@ -64,13 +86,17 @@ async def test_bearer_scheme_is_case_insensitive(api: Api) -> None:
     assert status == 201, body
 
 
-@pytest.mark.parametrize("path,body,scopes", [
-    (SUBMIT, {"jobs": [job()]}, "orch:worker"),
-    (SUBMIT, {"jobs": [job()]}, "orch:read"),
-    (CLAIM, CLAIM_BODY, "orch:operate"),
-    (CLAIM, CLAIM_BODY, "orch:read orch:operate"),
-    (SUBMIT, {"jobs": [job()]}, "orch:quota orch:backfill"),
-], ids=["worker-submits", "reader-submits", "operator-claims", "reader-claims", "quota-submits"])
+@pytest.mark.parametrize(
+    "path,body,scopes",
+    [
+        (SUBMIT, {"jobs": [job()]}, "orch:worker"),
+        (SUBMIT, {"jobs": [job()]}, "orch:read"),
+        (CLAIM, CLAIM_BODY, "orch:operate"),
+        (CLAIM, CLAIM_BODY, "orch:read orch:operate"),
+        (SUBMIT, {"jobs": [job()]}, "orch:quota orch:backfill"),
+    ],
+    ids=["worker-submits", "reader-submits", "operator-claims", "reader-claims", "quota-submits"],
+)
 async def test_wrong_scope_is_forbidden(api: Api, path: str, body: object, scopes: str) -> None:
     await api.submit(job())
     before = await api.snapshot()
@@ -90,8 +116,9 @@ async def test_token_without_tenant(api: Api) -> None:
 
 async def test_tenant_header_differing_is_refused(api: Api) -> None:
     before = await api.snapshot()
-    status, body = await api.post(SUBMIT, {"jobs": [job()]},
-                                  headers={"X-Stella-Tenant": "tenant-b"})
+    status, body = await api.post(
+        SUBMIT, {"jobs": [job()]}, headers={"X-Stella-Tenant": "tenant-b"}
+    )
     assert_envelope(status, body, "FORBIDDEN", 403)
     assert await api.snapshot() == before
 

@@ -24,18 +24,41 @@ from .conftest import (
 )
 
 CLAIM_FIELDS = {
-    "jobId", "leaseId", "leaseUntil", "attempt", "maxAttempts", "jobType", "priority", "tenant",
-    "project", "correlationId", "idempotencyKey", "runId", "payload", "payloadDigest", "retryHint",
+    "jobId",
+    "leaseId",
+    "leaseUntil",
+    "attempt",
+    "maxAttempts",
+    "jobType",
+    "priority",
+    "tenant",
+    "project",
+    "correlationId",
+    "idempotencyKey",
+    "runId",
+    "payload",
+    "payloadDigest",
+    "retryHint",
 }
 
 
 async def test_every_field_of_a_claimed_job(api: Api) -> None:
     payload = {"url": "https://nvd.nist.gov/feed", "pages": [1, 2, 3], "ünï": "cödé", "n": None}
-    [submitted] = await api.submit(job(
-        "concelier.ingest", payload, priority=7, maxAttempts=3, leaseSeconds=45,
-        project="proj-1", correlationId="corr-1", idempotencyKey="idem-1", runId="run-1",
-        sourceHost="nvd.nist.gov", key="fetch",
-    ))
+    [submitted] = await api.submit(
+        job(
+            "concelier.ingest",
+            payload,
+            priority=7,
+            maxAttempts=3,
+            leaseSeconds=45,
+            project="proj-1",
+            correlationId="corr-1",
+            idempotencyKey="idem-1",
+            runId="run-1",
+            sourceHost="nvd.nist.gov",
+            key="fetch",
+        )
+    )
     [claimed] = await api.claim(["concelier.ingest"])
     assert set(claimed) == CLAIM_FIELDS
     assert claimed["jobId"] == submitted["jobId"] and is_uuid7(claimed["jobId"])
@@ -68,8 +91,9 @@ async def test_lease_seconds_of_the_claim_wins(api: Api) -> None:
     assert parse_time(claimed["leaseUntil"]) == NOW_MS + 10_000
 
 
-@pytest.mark.parametrize("payload", [None, 0, "text", [], {}, 1.5, True,
-                                     {"deep": [[[{"x": [1, {"y": "z"}]}]]]}])
+@pytest.mark.parametrize(
+    "payload", [None, 0, "text", [], {}, 1.5, True, {"deep": [[[{"x": [1, {"y": "z"}]}]]]}]
+)
 async def test_payload_round_trips_with_its_digest(api: Api, payload: Any) -> None:
     await api.submit({"jobType": "scan", "payload": payload})
     [claimed] = await api.claim()
@@ -86,8 +110,14 @@ async def test_priority_then_submission_order(api: Api) -> None:
 
 @pytest.mark.parametrize("types", [["a", "b"], ["b", "a"], ["b", "a", "b"]])
 async def test_priority_then_submission_order_across_job_types(api: Api, types: list[str]) -> None:
-    await api.submit(job("a", payload=1), job("a", payload=2), job("b", payload=3),
-                     job("a", payload=4), job("b", payload=5, priority=6), job("c", payload=6))
+    await api.submit(
+        job("a", payload=1),
+        job("a", payload=2),
+        job("b", payload=3),
+        job("a", payload=4),
+        job("b", payload=5, priority=6),
+        job("c", payload=6),
+    )
     await api.submit(job("b", payload=7), job("a", payload=8))
     claimed = await api.claim(types, max_jobs=100)
     assert [c["payload"] for c in claimed] == [5, 1, 2, 3, 4, 7, 8]
@@ -155,19 +185,34 @@ async def test_lease_ids_are_unique_and_attempt_grows(api: Api) -> None:
 
 
 # -- validation ----------------------------------------------------------------------
-@pytest.mark.parametrize("change,field", [
-    ({"maxJobs": 0}, "maxJobs"), ({"maxJobs": 1001}, "maxJobs"), ({"maxJobs": "5"}, "maxJobs"),
-    ({"maxJobs": True}, "maxJobs"), ({"maxJobs": -1}, "maxJobs"),
-    ({"jobTypes": None}, "jobTypes"), ({"jobTypes": []}, "jobTypes"),
-    ({"jobTypes": "scan"}, "jobTypes"), ({"jobTypes": ["Scan"]}, "jobTypes[0]"),
-    ({"jobTypes": ["scan", 5]}, "jobTypes[1]"), ({"jobTypes": ["x"] * 65}, "jobTypes"),
-    ({"waitMs": 30_001}, "waitMs"), ({"waitMs": -1}, "waitMs"), ({"waitMs": "10"}, "waitMs"),
-    ({"leaseSeconds": 0}, "leaseSeconds"), ({"leaseSeconds": 3601}, "leaseSeconds"),
-    ({"leaseSeconds": False}, "leaseSeconds"),
-    ({"workerId": None}, "workerId"), ({"workerId": ""}, "workerId"),
-    ({"workerId": 7}, "workerId"), ({"workerId": "w" * 129}, "workerId"),
-    ({"colour": "blue"}, "colour"),
-], ids=lambda v: str(v))
+@pytest.mark.parametrize(
+    "change,field",
+    [
+        ({"maxJobs": 0}, "maxJobs"),
+        ({"maxJobs": 1001}, "maxJobs"),
+        ({"maxJobs": "5"}, "maxJobs"),
+        ({"maxJobs": True}, "maxJobs"),
+        ({"maxJobs": -1}, "maxJobs"),
+        ({"jobTypes": None}, "jobTypes"),
+        ({"jobTypes": []}, "jobTypes"),
+        ({"jobTypes": "scan"}, "jobTypes"),
+        ({"jobTypes": ["Scan"]}, "jobTypes[0]"),
+        ({"jobTypes": ["scan", 5]}, "jobTypes[1]"),
+        ({"jobTypes": ["x"] * 65}, "jobTypes"),
+        ({"waitMs": 30_001}, "waitMs"),
+        ({"waitMs": -1}, "waitMs"),
+        ({"waitMs": "10"}, "waitMs"),
+        ({"leaseSeconds": 0}, "leaseSeconds"),
+        ({"leaseSeconds": 3601}, "leaseSeconds"),
+        ({"leaseSeconds": False}, "leaseSeconds"),
+        ({"workerId": None}, "workerId"),
+        ({"workerId": ""}, "workerId"),
+        ({"workerId": 7}, "workerId"),
+        ({"workerId": "w" * 129}, "workerId"),
+        ({"colour": "blue"}, "colour"),
+    ],
+    ids=lambda v: str(v),
+)
 async def test_invalid_claim(api: Api, change: dict[str, Any], field: str) -> None:
     await api.submit(job())
     before = await api.snapshot()

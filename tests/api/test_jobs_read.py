@@ -32,34 +32,58 @@ async def test_job_view_fields(api: Api) -> None:
 
 async def test_attempts_history(api: Api) -> None:
     [submitted] = await api.submit(job(maxAttempts=3))
-    status, first = await api.post(CLAIM, {
-        "workerId": "runner-1", "jobTypes": ["scan"], "leaseSeconds": 10})
+    status, first = await api.post(
+        CLAIM, {"workerId": "runner-1", "jobTypes": ["scan"], "leaseSeconds": 10}
+    )
     assert status == 200
     [first] = first["jobs"]
     api.clock.advance(2_000)
-    await api.ack({"jobId": first["jobId"], "leaseId": first["leaseId"], "status": "failed",
-                   "error": {"class": "http_503", "message": "down", "retryable": True},
-                   "output": {"partial": True}}, worker="runner-1")
+    await api.ack(
+        {
+            "jobId": first["jobId"],
+            "leaseId": first["leaseId"],
+            "status": "failed",
+            "error": {"class": "http_503", "message": "down", "retryable": True},
+            "output": {"partial": True},
+        },
+        worker="runner-1",
+    )
     await api.advance(3_600_000)
-    status, second = await api.post(CLAIM, {
-        "workerId": "runner-2", "jobTypes": ["scan"], "leaseSeconds": 10})
+    status, second = await api.post(
+        CLAIM, {"workerId": "runner-2", "jobTypes": ["scan"], "leaseSeconds": 10}
+    )
     [second] = second["jobs"]
     view = await api.read(submitted["jobId"])
     assert view["state"] == "leased" and view["attempt"] == 2
     assert parse_time(view["leaseUntil"]) == parse_time(second["leaseUntil"])
-    await api.ack({"jobId": second["jobId"], "leaseId": second["leaseId"],
-                   "status": "succeeded", "output": {"rows": 10}}, worker="runner-2")
+    await api.ack(
+        {
+            "jobId": second["jobId"],
+            "leaseId": second["leaseId"],
+            "status": "succeeded",
+            "output": {"rows": 10},
+        },
+        worker="runner-2",
+    )
     view = await api.read(submitted["jobId"])
     assert view["state"] == "succeeded" and view["attempt"] == 2
     one, two = view["attempts"]
     assert (one["attempt"], one["workerId"], one["leaseId"], one["status"]) == (
-        1, "runner-1", first["leaseId"], "failed")
+        1,
+        "runner-1",
+        first["leaseId"],
+        "failed",
+    )
     assert one["output"] == {"partial": True}
     assert one["error"] == {"class": "http_503", "message": "down", "retryable": True}
     assert parse_time(one["leasedAt"]) == NOW_MS
     assert parse_time(one["finishedAt"]) == NOW_MS + 2_000
     assert (two["attempt"], two["workerId"], two["leaseId"], two["status"]) == (
-        2, "runner-2", second["leaseId"], "succeeded")
+        2,
+        "runner-2",
+        second["leaseId"],
+        "succeeded",
+    )
     assert two["output"] == {"rows": 10} and two["error"] is None
     assert parse_time(view["updatedAt"]) > parse_time(view["createdAt"])
 
@@ -71,7 +95,8 @@ async def test_expired_attempt_is_in_the_history(api: Api) -> None:
     view = await api.read(submitted["jobId"])
     assert view["state"] == "ready"
     assert [(a["leaseId"], a["status"]) for a in view["attempts"]] == [
-        (claimed["leaseId"], "expired")]
+        (claimed["leaseId"], "expired")
+    ]
 
 
 async def test_pending_job_shows_not_before(api: Api) -> None:
@@ -97,10 +122,18 @@ async def test_another_tenants_job_is_404_like_an_unknown_one(api: Api) -> None:
     assert (await api.read(theirs["jobId"], tenant=OTHER))["jobId"] == theirs["jobId"]
 
 
-@pytest.mark.parametrize("job_id", [
-    "0190a0b0-0000-7000-8000-000000000999", "not-a-uuid", "123e4567-e89b-12d3-a456-426614174000",
-    "00000000-0000-0000-0000-000000000000", "0190A0B0-0000-7000-8000-00000000000Z", "1",
-], ids=["unknown-v7", "garbage", "uuid-v1", "nil", "bad-hex", "number"])
+@pytest.mark.parametrize(
+    "job_id",
+    [
+        "0190a0b0-0000-7000-8000-000000000999",
+        "not-a-uuid",
+        "123e4567-e89b-12d3-a456-426614174000",
+        "00000000-0000-0000-0000-000000000000",
+        "0190A0B0-0000-7000-8000-00000000000Z",
+        "1",
+    ],
+    ids=["unknown-v7", "garbage", "uuid-v1", "nil", "bad-hex", "number"],
+)
 async def test_unknown_or_malformed_id(api: Api, job_id: str) -> None:
     await api.submit(job())
     await not_found(api, job_id)

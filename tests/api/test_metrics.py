@@ -37,11 +37,17 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 def histogram(samples: Samples, name: str) -> dict[str, Any]:
     buckets = sorted(
-        ((float(dict(labels)["le"]), v) for (n, labels), v in samples.items()
-         if n == f"{name}_bucket"),
+        (
+            (float(dict(labels)["le"]), v)
+            for (n, labels), v in samples.items()
+            if n == f"{name}_bucket"
+        ),
     )
-    return {"buckets": buckets, "count": value(samples, f"{name}_count"),
-            "sum": value(samples, f"{name}_sum")}
+    return {
+        "buckets": buckets,
+        "count": value(samples, f"{name}_count"),
+        "sum": value(samples, f"{name}_sum"),
+    }
 
 
 async def test_metrics_parse_and_families_are_present(api: Api) -> None:
@@ -62,16 +68,22 @@ async def test_metrics_parse_and_families_are_present(api: Api) -> None:
 
 
 async def test_metrics_match_what_happened(api: Api) -> None:
-    await api.submit(*[job(payload=i) for i in range(5)],
-                     job(payload="later", notBefore=rfc3339(NOW_MS + 60_000)))
+    await api.submit(
+        *[job(payload=i) for i in range(5)],
+        job(payload="later", notBefore=rfc3339(NOW_MS + 60_000)),
+    )
     first = await api.claim(max_jobs=2, leaseSeconds=1)
     await api.advance(1_000)  # both leases expire; the jobs are ready again
     a, b, c = await api.claim(max_jobs=3)
     assert {first[0]["jobId"], first[1]["jobId"]} <= {a["jobId"], b["jobId"], c["jobId"]}
     await api.ack(
         {"jobId": a["jobId"], "leaseId": a["leaseId"], "status": "succeeded"},
-        {"jobId": b["jobId"], "leaseId": b["leaseId"], "status": "failed",
-         "error": {"retryable": False}},
+        {
+            "jobId": b["jobId"],
+            "leaseId": b["leaseId"],
+            "status": "failed",
+            "error": {"retryable": False},
+        },
         {"jobId": c["jobId"], "leaseId": c["leaseId"], "status": "canceled"},
     )
     samples, _ = await scrape(api)

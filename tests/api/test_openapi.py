@@ -44,8 +44,12 @@ def registered(api: Api) -> set[tuple[str, str]]:
 
 async def test_every_route_is_documented(api: Api) -> None:
     raw, _ = await fetch(api, "/openapi/orchestrator.json")
-    documented = {(method, path) for path, ops in raw["paths"].items() for method in ops
-                  if method in ("get", "post", "put", "patch", "delete")}
+    documented = {
+        (method, path)
+        for path, ops in raw["paths"].items()
+        for method in ops
+        if method in ("get", "post", "put", "patch", "delete")
+    }
     routes = registered(api)
     assert len(routes) >= 10
     assert routes - documented == set()
@@ -53,8 +57,12 @@ async def test_every_route_is_documented(api: Api) -> None:
 
 async def test_every_documented_route_exists(api: Api) -> None:
     raw, _ = await fetch(api, "/openapi/orchestrator.json")
-    documented = {(method, path) for path, ops in raw["paths"].items() for method in ops
-                  if method in ("get", "post", "put", "patch", "delete")}
+    documented = {
+        (method, path)
+        for path, ops in raw["paths"].items()
+        for method in ops
+        if method in ("get", "post", "put", "patch", "delete")
+    }
     assert documented - registered(api) == set()
 
 

@@ -56,9 +56,11 @@ async def test_backpressure_refuses_durable_writes(make_api: MakeApi) -> None:
         assert_envelope(resp.status, body, "BACKPRESSURE", 503)
         assert resp.headers["Retry-After"].isdigit()
     assert await api.snapshot() == before
-    async with api.client.post(ACK, json={"workerId": "w", "results": [
-            {"jobId": "x", "leaseId": "y", "status": "succeeded"}]},
-            headers=api.headers()) as resp:
+    async with api.client.post(
+        ACK,
+        json={"workerId": "w", "results": [{"jobId": "x", "leaseId": "y", "status": "succeeded"}]},
+        headers=api.headers(),
+    ) as resp:
         assert_envelope(resp.status, await resp.json(), "BACKPRESSURE", 503)
         assert resp.headers["Retry-After"].isdigit()
     # claims are write-behind and still answered

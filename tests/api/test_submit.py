@@ -27,12 +27,17 @@ from .conftest import (
 async def test_created_in_request_order_with_states(api: Api) -> None:
     later = rfc3339(NOW_MS + 60_000)
     earlier = rfc3339(NOW_MS - 60_000)
-    status, body = await api.post(SUBMIT, {"jobs": [
-        job(payload={"i": 0}),
-        job(payload={"i": 1}, notBefore=later),
-        job(payload={"i": 2}, notBefore=earlier),
-        job("other.type", payload={"i": 3}),
-    ]})
+    status, body = await api.post(
+        SUBMIT,
+        {
+            "jobs": [
+                job(payload={"i": 0}),
+                job(payload={"i": 1}, notBefore=later),
+                job(payload={"i": 2}, notBefore=earlier),
+                job("other.type", payload={"i": 3}),
+            ]
+        },
+    )
     assert status == 201, body
     jobs = body["jobs"]
     assert [j["state"] for j in jobs] == ["ready", "pending", "ready", "ready"]
@@ -50,9 +55,7 @@ async def test_created_in_request_order_with_states(api: Api) -> None:
 async def test_submitted_jobs_are_durable_when_answered(api: Api) -> None:
     jobs = await api.submit(job(), job())
     assert len(api.ledger._jobs) == 2
-    assert {j["jobId"] for j in jobs} == {
-        (await api.read(j["jobId"]))["jobId"] for j in jobs
-    }
+    assert {j["jobId"] for j in jobs} == {(await api.read(j["jobId"]))["jobId"] for j in jobs}
 
 
 async def test_job_idempotency_key_dedupes(api: Api) -> None:
@@ -75,8 +78,7 @@ async def test_job_idempotency_key_dedupes_inside_one_batch(api: Api) -> None:
 async def test_job_idempotency_key_dedupes_a_finished_job(api: Api) -> None:
     first = await api.submit(job(idempotencyKey="done-once"))
     [claimed] = await api.claim()
-    await api.ack({"jobId": claimed["jobId"], "leaseId": claimed["leaseId"],
-                   "status": "succeeded"})
+    await api.ack({"jobId": claimed["jobId"], "leaseId": claimed["leaseId"], "status": "succeeded"})
     again = await api.submit(job(idempotencyKey="done-once"))
     assert again == [{"jobId": first[0]["jobId"], "state": "succeeded", "deduplicated": True}]
 
@@ -93,9 +95,15 @@ async def test_ten_thousand_jobs_are_accepted(api: Api) -> None:
 
 
 # -- refusals -------------------------------------------------------------------------
-async def refused(api: Api, body: Any = None, *, raw: bytes | None = None,
-                  status: int = 400, code: str = "VALIDATION_FAILED",
-                  headers: dict[str, str] | None = None) -> dict[str, Any]:
+async def refused(
+    api: Api,
+    body: Any = None,
+    *,
+    raw: bytes | None = None,
+    status: int = 400,
+    code: str = "VALIDATION_FAILED",
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """POST a bad submission; assert the envelope and that nothing changed."""
     await api.submit(job(payload="already there"))
     before = await api.snapshot()
@@ -106,18 +114,35 @@ async def refused(api: Api, body: Any = None, *, raw: bytes | None = None,
 
 
 async def test_batch_is_all_or_nothing_with_failing_indexes(api: Api) -> None:
-    error = await refused(api, {"jobs": [
-        job(), job("Bad Type"), job(), job(priority=42), job(),
-    ]})
+    error = await refused(
+        api,
+        {
+            "jobs": [
+                job(),
+                job("Bad Type"),
+                job(),
+                job(priority=42),
+                job(),
+            ]
+        },
+    )
     fields = detail_fields(error)
     assert "jobs[1].jobType" in fields and "jobs[3].priority" in fields
     assert not any(f.startswith(("jobs[0]", "jobs[2]", "jobs[4]")) for f in fields)
 
 
-@pytest.mark.parametrize("raw", [
-    b"{", b'{"jobs": [}', b"not json", b'{"jobs": [{"jobType": "scan", "payload": NaN}]}',
-    b"\xff\xfe", b'{"jobs": []} trailing',
-], ids=["open-brace", "broken-list", "text", "nan", "not-utf8", "trailing"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"{",
+        b'{"jobs": [}',
+        b"not json",
+        b'{"jobs": [{"jobType": "scan", "payload": NaN}]}',
+        b"\xff\xfe",
+        b'{"jobs": []} trailing',
+    ],
+    ids=["open-brace", "broken-list", "text", "nan", "not-utf8", "trailing"],
+)
 async def test_malformed_json(api: Api, raw: bytes) -> None:
     await refused(api, raw=raw, headers={"Content-Type": "application/json"})
 
@@ -126,14 +151,18 @@ async def test_empty_body(api: Api) -> None:
     await refused(api, raw=b"")
 
 
-@pytest.mark.parametrize("body", [[], [job()], "jobs", 5, None, True],
-                         ids=["list", "list-of-jobs", "string", "number", "null", "bool"])
+@pytest.mark.parametrize(
+    "body",
+    [[], [job()], "jobs", 5, None, True],
+    ids=["list", "list-of-jobs", "string", "number", "null", "bool"],
+)
 async def test_body_not_an_object(api: Api, body: Any) -> None:
     await refused(api, raw=json.dumps(body).encode())
 
 
-@pytest.mark.parametrize("jobs", [[], {}, "x", None, 3], ids=["empty", "object", "string",
-                                                                  "null", "number"])
+@pytest.mark.parametrize(
+    "jobs", [[], {}, "x", None, 3], ids=["empty", "object", "string", "null", "number"]
+)
 async def test_jobs_empty_or_not_a_list(api: Api, jobs: Any) -> None:
     error = await refused(api, {"jobs": jobs})
     assert detail_fields(error) == ["jobs"]
@@ -152,20 +181,48 @@ async def test_job_not_an_object(api: Api) -> None:
     assert detail_fields(await refused(api, {"jobs": [job(), "scan"]})) == ["jobs[1]"]
 
 
-@pytest.mark.parametrize("field,value", [
-    ("jobType", "UPPER"), ("jobType", ""), ("jobType", "has space"), ("jobType", "a" * 129),
-    ("jobType", 7), ("jobType", None), ("jobType", ["scan"]),
-    ("priority", True), ("priority", False), ("priority", "5"), ("priority", 10),
-    ("priority", -1), ("priority", 5.5), ("priority", None),
-    ("maxAttempts", 0), ("maxAttempts", 101), ("maxAttempts", "3"), ("maxAttempts", True),
-    ("leaseSeconds", 0), ("leaseSeconds", 3601), ("leaseSeconds", -5), ("leaseSeconds", "30"),
-    ("notBefore", "tomorrow"), ("notBefore", "2027-01-15"), ("notBefore", "2027-01-15T10:00:00"),
-    ("notBefore", "2027-13-45T10:00:00Z"), ("notBefore", 1_800_000_000), ("notBefore", True),
-    ("idempotencyKey", 5), ("idempotencyKey", ""), ("idempotencyKey", "k" * 257),
-    ("project", ["p"]), ("correlationId", {"a": 1}), ("sourceHost", 1), ("runId", 2),
-    ("key", False),
-    ("dependsOn", ["parse"]),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("jobType", "UPPER"),
+        ("jobType", ""),
+        ("jobType", "has space"),
+        ("jobType", "a" * 129),
+        ("jobType", 7),
+        ("jobType", None),
+        ("jobType", ["scan"]),
+        ("priority", True),
+        ("priority", False),
+        ("priority", "5"),
+        ("priority", 10),
+        ("priority", -1),
+        ("priority", 5.5),
+        ("priority", None),
+        ("maxAttempts", 0),
+        ("maxAttempts", 101),
+        ("maxAttempts", "3"),
+        ("maxAttempts", True),
+        ("leaseSeconds", 0),
+        ("leaseSeconds", 3601),
+        ("leaseSeconds", -5),
+        ("leaseSeconds", "30"),
+        ("notBefore", "tomorrow"),
+        ("notBefore", "2027-01-15"),
+        ("notBefore", "2027-01-15T10:00:00"),
+        ("notBefore", "2027-13-45T10:00:00Z"),
+        ("notBefore", 1_800_000_000),
+        ("notBefore", True),
+        ("idempotencyKey", 5),
+        ("idempotencyKey", ""),
+        ("idempotencyKey", "k" * 257),
+        ("project", ["p"]),
+        ("correlationId", {"a": 1}),
+        ("sourceHost", 1),
+        ("runId", 2),
+        ("key", False),
+        ("dependsOn", ["parse"]),
+    ],
+)
 async def test_bad_job_field(api: Api, field: str, value: Any) -> None:
     error = await refused(api, {"jobs": [job(), job(**{field: value})]})
     assert f"jobs[1].{field}" in detail_fields(error)
@@ -191,17 +248,23 @@ async def test_unknown_top_level_field(api: Api) -> None:
 
 
 async def test_depends_on_is_refused_as_not_supported(api: Api) -> None:
-    error = await refused(api, {"jobs": [job(runId="r", key="fetch"),
-                                         job(runId="r", key="parse", dependsOn=["fetch"])]})
+    error = await refused(
+        api,
+        {"jobs": [job(runId="r", key="fetch"), job(runId="r", key="parse", dependsOn=["fetch"])]},
+    )
     [detail] = error["details"]
     assert detail["field"] == "jobs[1].dependsOn" and "support" in detail["problem"]
 
 
 async def test_every_problem_reported_at_once(api: Api) -> None:
-    error = await refused(api, {"jobs": [job("X", priority="high", maxAttempts=0,
-                                             leaseSeconds=0, notBefore="soon")]})
+    error = await refused(
+        api, {"jobs": [job("X", priority="high", maxAttempts=0, leaseSeconds=0, notBefore="soon")]}
+    )
     assert set(detail_fields(error)) == {
-        "jobs[0].jobType", "jobs[0].priority", "jobs[0].maxAttempts", "jobs[0].leaseSeconds",
+        "jobs[0].jobType",
+        "jobs[0].priority",
+        "jobs[0].maxAttempts",
+        "jobs[0].leaseSeconds",
         "jobs[0].notBefore",
     }
 
@@ -226,8 +289,13 @@ async def test_payload_over_a_configured_limit(make_api: MakeApi) -> None:
 async def test_body_over_the_limit_with_content_length(make_api: MakeApi) -> None:
     api = await make_api(ApiSettings(max_body_bytes=2_000))
     body = json.dumps({"jobs": [job(payload="z" * 5_000)]}).encode()
-    await refused(api, raw=body, status=413, code="PAYLOAD_TOO_LARGE",
-                  headers={"Content-Type": "application/json"})
+    await refused(
+        api,
+        raw=body,
+        status=413,
+        code="PAYLOAD_TOO_LARGE",
+        headers={"Content-Type": "application/json"},
+    )
 
 
 async def test_body_over_the_limit_chunked(make_api: MakeApi) -> None:
@@ -250,20 +318,29 @@ async def test_body_over_the_limit_chunked(make_api: MakeApi) -> None:
 async def test_body_at_the_limit_is_read(make_api: MakeApi) -> None:
     body = json.dumps({"jobs": [job(payload="z" * 100)]}).encode()
     api = await make_api(ApiSettings(max_body_bytes=len(body)))
-    status, reply = await api.post(SUBMIT, raw=body,
-                                   headers={"Content-Type": "application/json"})
+    status, reply = await api.post(SUBMIT, raw=body, headers={"Content-Type": "application/json"})
     assert status == 201, reply
 
 
-@pytest.mark.parametrize("stamp", [
-    "2027-W03-5T10:00:00Z",          # ISO 8601 week date
-    "2027-01-15T100000.000Z",        # ISO 8601 basic time
-    "2027-01-15T10:00:00+0100",      # offset without a colon
-    "2027-01-15T10:00:00.5+01",      # hour-only offset
-    "2027-01-15T10:00:00,5Z",        # comma as decimal sign
-    "2027-01-15T10:00:00+01:00:30",  # offset with seconds
-], ids=["week-date", "basic-time", "offset-no-colon", "offset-hours", "comma-fraction",
-        "offset-seconds"])
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "2027-W03-5T10:00:00Z",  # ISO 8601 week date
+        "2027-01-15T100000.000Z",  # ISO 8601 basic time
+        "2027-01-15T10:00:00+0100",  # offset without a colon
+        "2027-01-15T10:00:00.5+01",  # hour-only offset
+        "2027-01-15T10:00:00,5Z",  # comma as decimal sign
+        "2027-01-15T10:00:00+01:00:30",  # offset with seconds
+    ],
+    ids=[
+        "week-date",
+        "basic-time",
+        "offset-no-colon",
+        "offset-hours",
+        "comma-fraction",
+        "offset-seconds",
+    ],
+)
 async def test_not_before_that_is_not_rfc3339(api: Api, stamp: str) -> None:
     # API.md: timestamps are RFC 3339; these ISO 8601 forms are not (RFC 3339 section 5.6)
     error = await refused(api, {"jobs": [job(notBefore=stamp)]})

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from broker import states
-from broker.store import AttemptRow, FlushBatch, JobRow, Ledger, MemoryLedger, TransitionRow
+from broker.store import Attempt, FlushBatch, HistoryRow, JobRow, Ledger, MemoryLedger, Transition
 from broker.store.sqlite import SqliteLedger
 
 Reopen = Callable[[], Awaitable[Ledger]]
@@ -17,28 +17,29 @@ Reopen = Callable[[], Awaitable[Ledger]]
 
 def job(jid: int, state: int = states.READY, **kw: object) -> JobRow:
     base = dict(
-        jid=jid,
-        tenant="t",
-        job_type="scan",
-        priority=5,
-        state=state,
-        attempt=0,
-        max_attempts=5,
-        lease_ms=30_000,
-        created=1_000 + jid,
-        not_before=0,
-        payload=b'{"n":%d}' % jid,
-        meta=None,
-        due=0,
-        lease_token=0,
-        lease_worker=None,
-        lease_deadline=0,
-        last_token=0,
-        last_status=None,
+        jid=jid, tenant="t", job_type="scan", priority=5, state=state, attempt=0, max_attempts=5,
+        lease_ms=30_000, created=1_000 + jid, not_before=0, payload=b'{"n":%d}' % jid, meta=None,
+        due=0, lease_token=0, lease_worker=None, lease_deadline=0, last_token=0, last_status=None,
         updated=1_000 + jid,
-    )
+    )  # fmt: skip
     base.update(kw)
     return JobRow(**base)  # type: ignore[arg-type]
+
+
+def leased(jid: int, token: int, at: int, deadline: int, attempt: int = 1) -> HistoryRow:
+    return HistoryRow(jid, at, states.LEASED, attempt, 0, token, "w", deadline, 0, None,
+                      token, "w", at, deadline, 0, None, None, None, None)  # fmt: skip
+
+
+def finished(jid: int, token: int, at: int, status: str, state: int, **kw: object) -> HistoryRow:
+    row = HistoryRow(jid, at, state, 1, 0, 0, None, 0, token, status,
+                     token, None, 0, 0, at, status, None, None, None)  # fmt: skip
+    return row._replace(**kw)  # type: ignore[arg-type]
+
+
+def transition(jid: int, at: int, state: int, reason: str) -> HistoryRow:
+    return HistoryRow(jid, at, state, 0, 0, 0, None, 0, 0, None,
+                      0, None, 0, 0, 0, None, None, None, reason)  # fmt: skip
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -73,46 +74,61 @@ async def test_empty_store(ledger: Ledger) -> None:
     assert live.jobs == [] and live.next_jid == 1 and live.recent_keyed == []
     assert await ledger.read_job(1) is None
     assert await ledger.ping() is True
+    assert await ledger.unfolded() == 0 and await ledger.compact(10) == 0
 
 
-async def test_insert_update_and_read_back(ledger: Ledger) -> None:
+async def test_insert_and_history_read_back(ledger: Ledger) -> None:
     await ledger.apply(FlushBatch(inserts=[job(1), job(2), job(3, payload=b"\x00\xffraw")]))
-    leased = job(
-        1,
-        state=states.LEASED,
-        attempt=1,
-        lease_token=77,
-        lease_worker="w",
-        lease_deadline=9_000,
-        updated=2_000,
-    )
     await ledger.apply(
         FlushBatch(
-            updates=[leased],
-            attempts=[AttemptRow(1, 77, "w", 2_000, 9_000, 0, "", None, None)],
-            transitions=[TransitionRow(2, 2_000, states.CANCELED, "canceled")],
+            history=[leased(1, 77, 2_000, 9_000), transition(2, 2_000, states.CANCELED, "canceled")]
         )
     )
-    history = await ledger.read_job(1)
-    assert history is not None and history.job == leased
-    assert history.attempts == [AttemptRow(1, 77, "w", 2_000, 9_000, 0, "", None, None)]
-    third = await ledger.read_job(3)
-    assert third is not None and third.job.payload == b"\x00\xffraw"
+    one = await ledger.read_job(1)
+    assert one is not None
+    assert one.job.state == states.LEASED and one.job.lease_token == 77 and one.job.attempt == 1
+    assert one.job.payload == b'{"n":1}' and one.job.updated == 2_000
+    assert one.attempts == [Attempt(77, "w", 2_000, 9_000, 0, None, None, None)]
     two = await ledger.read_job(2)
-    assert two is not None and two.transitions == [
-        TransitionRow(2, 2_000, states.CANCELED, "canceled")
-    ]
+    assert two is not None and two.job.state == states.CANCELED
+    assert two.transitions == [Transition(2_000, states.CANCELED, "canceled")]
+    three = await ledger.read_job(3)
+    assert three is not None and three.job.payload == b"\x00\xffraw" and three.attempts == []
 
 
-async def test_attempt_rows_coalesce_to_the_latest(ledger: Ledger) -> None:
+async def test_attempt_rows_fold_into_one_attempt(ledger: Ledger) -> None:
     await ledger.apply(FlushBatch(inserts=[job(1)]))
-    open_row = AttemptRow(1, 5, "w", 10, 100, 0, "", None, None)
-    closed = AttemptRow(1, 5, "w", 10, 100, 50, "failed", b'{"class":"x"}', None)
-    second = AttemptRow(1, 6, "w", 60, 160, 70, "succeeded", None, b'{"ok":true}')
-    await ledger.apply(FlushBatch(attempts=[open_row]))
-    await ledger.apply(FlushBatch(attempts=[closed, second]))
+    await ledger.apply(FlushBatch(history=[leased(1, 5, 10, 100)]))
+    extended = leased(1, 5, 40, 400)._replace(worker=None, leased_at=0)
+    await ledger.apply(FlushBatch(history=[extended]))
+    await ledger.apply(FlushBatch(history=[
+        finished(1, 5, 50, "failed", states.PENDING, error=b'{"class":"x"}', due=90),
+        leased(1, 6, 90, 160, attempt=2),
+        finished(1, 6, 95, "succeeded", states.SUCCEEDED, output=b'{"ok":true}', attempt=2),
+    ]))  # fmt: skip
     history = await ledger.read_job(1)
-    assert history is not None and history.attempts == [closed, second]
+    assert history is not None
+    assert history.attempts == [
+        Attempt(5, "w", 10, 400, 50, "failed", b'{"class":"x"}', None),
+        Attempt(6, "w", 90, 160, 95, "succeeded", None, b'{"ok":true}'),
+    ]
+    assert history.job.state == states.SUCCEEDED and history.job.last_status == "succeeded"
+
+
+async def test_compaction_changes_nothing_a_reader_sees(ledger: Ledger) -> None:
+    await ledger.apply(FlushBatch(inserts=[job(i) for i in range(1, 6)]))
+    await ledger.apply(FlushBatch(history=[leased(i, 100 + i, 10, 500) for i in range(1, 6)]))
+    await ledger.apply(FlushBatch(history=[
+        finished(1, 101, 20, "succeeded", states.SUCCEEDED),
+        finished(2, 102, 20, "failed", states.DEAD),
+    ]))  # fmt: skip
+    before = [await ledger.read_job(i) for i in range(1, 6)]
+    assert await ledger.unfolded() == 7
+    assert await ledger.compact(4) == 4
+    assert [await ledger.read_job(i) for i in range(1, 6)] == before
+    assert await ledger.compact(100) == 3 and await ledger.compact(100) == 0
+    assert await ledger.unfolded() == 0
+    assert [await ledger.read_job(i) for i in range(1, 6)] == before
 
 
 async def test_load_live_sees_only_unfinished_jobs(ledger: Ledger) -> None:
@@ -121,14 +137,20 @@ async def test_load_live_sees_only_unfinished_jobs(ledger: Ledger) -> None:
         job(2, state=states.SUCCEEDED),
         job(3, state=states.PENDING, due=5_000),
         job(4, state=states.DEAD, meta=b'{"idempotencyKey":"k"}', updated=100),
-        job(5, state=states.CANCELED, meta=b'{"idempotencyKey":"j"}', updated=900),
-        job(6, state=states.LEASED, lease_token=3, lease_worker="w", lease_deadline=7),
+        job(5, state=states.READY, meta=b'{"idempotencyKey":"j"}'),
+        job(6, state=states.READY),
         job(7, state=states.BLOCKED),
     ]
     await ledger.apply(FlushBatch(inserts=rows))
+    await ledger.apply(FlushBatch(history=[
+        transition(5, 900, states.CANCELED, "canceled"),
+        leased(6, 3, 950, 7_000),
+    ]))  # fmt: skip
     live = await ledger.load_live(keyed_since=500)
     assert [row.jid for row in live.jobs] == [1, 3, 6, 7]
-    assert live.jobs[1] == rows[2] and live.jobs[2] == rows[5]
+    assert live.jobs[1] == rows[2]
+    assert live.jobs[2].state == states.LEASED and live.jobs[2].lease_token == 3
+    assert live.jobs[2].lease_deadline == 7_000 and live.jobs[2].lease_worker == "w"
     assert live.next_jid == 8
     assert [row.jid for row in live.recent_keyed] == [5]
 
@@ -137,7 +159,7 @@ async def test_a_failed_flush_changes_nothing(ledger: Ledger) -> None:
     await ledger.apply(FlushBatch(inserts=[job(1)]))
     bad = FlushBatch(
         inserts=[job(2), job(1)],  # job 1 exists already: the whole flush must fail
-        attempts=[AttemptRow(2, 1, "w", 1, 2, 0, "", None, None)],
+        history=[leased(2, 1, 1, 2)],
     )
     with pytest.raises(Exception):  # noqa: B017 - each store raises its own driver error
         await ledger.apply(bad)
@@ -148,7 +170,8 @@ async def test_a_failed_flush_changes_nothing(ledger: Ledger) -> None:
 
 async def test_state_survives_reopen(ledger_and_reopen: tuple[Ledger, Reopen]) -> None:
     ledger, reopen = ledger_and_reopen
-    await ledger.apply(FlushBatch(inserts=[job(1), job(2, state=states.SUCCEEDED)]))
+    await ledger.apply(FlushBatch(inserts=[job(1), job(2)]))
+    await ledger.apply(FlushBatch(history=[finished(2, 9, 5, "succeeded", states.SUCCEEDED)]))
     first = await ledger.begin_epoch()
     again = await reopen()
     assert await again.begin_epoch() == first + 1
@@ -160,12 +183,3 @@ async def test_concurrent_flushes_are_serialised(ledger: Ledger) -> None:
     batches = [FlushBatch(inserts=[job(i * 100 + k) for k in range(1, 50)]) for i in range(8)]
     await asyncio.gather(*(ledger.apply(b) for b in batches))
     assert len((await ledger.load_live(0)).jobs) == 8 * 49
-
-
-async def test_closing_row_keeps_the_opening_rows_worker(ledger: Ledger) -> None:
-    await ledger.apply(FlushBatch(inserts=[job(1)]))
-    await ledger.apply(FlushBatch(attempts=[AttemptRow(1, 9, "w7", 10, 100, 0, "", None, None)]))
-    await ledger.apply(FlushBatch(attempts=[AttemptRow(1, 9, "", 0, 0, 40, "expired", None, None)]))
-    history = await ledger.read_job(1)
-    assert history is not None
-    assert history.attempts == [AttemptRow(1, 9, "w7", 10, 100, 40, "expired", None, None)]

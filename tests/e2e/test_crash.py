@@ -85,6 +85,7 @@ async def load(
 
 
 def check_ledger(path: str, submitted: set[str], completed: set[str]) -> dict[str, int]:
+    """Read the SQLite ledger directly: current state = newest history row, else the job row."""
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     rows = {
         jid: (state, last_token, last_status)
@@ -92,22 +93,23 @@ def check_ledger(path: str, submitted: set[str], completed: set[str]) -> dict[st
             "SELECT jid, state, last_token, last_status FROM jobs"
         )
     }
-    attempts: dict[tuple[int, int], str] = {}
-    for jid, token, status in db.execute("SELECT jid, token, status FROM attempts ORDER BY rowid"):
-        if status or (jid, token) not in attempts:
-            attempts[(jid, token)] = status
+    finished: set[tuple[int, int, str]] = set()
+    for jid, state, last_token, last_status, token, status in db.execute(
+        "SELECT jid, state, last_token, last_status, token, status FROM history ORDER BY seq"
+    ):
+        rows[jid] = (state, last_token, last_status)
+        if status:
+            finished.add((jid, token, status))
     db.close()
     for job_id in submitted:
         parsed = parse_job_id(job_id)
         assert parsed is not None and parsed[1] in rows, f"201 submission {job_id} lost"
     for job_id in completed:
         jid = parse_job_id(job_id)[1]  # type: ignore[index]
-        assert rows[jid][0] == states.SUCCEEDED, (
-            f"200 completion {job_id} not terminal: {rows[jid]}"
-        )
+        assert rows[jid][0] == states.SUCCEEDED, f"200 completion {job_id} not terminal"
     for jid, (state, last_token, last_status) in rows.items():
         if state == states.SUCCEEDED:
-            assert attempts.get((jid, last_token)) == "succeeded", f"job {jid} history disagrees"
+            assert (jid, last_token, "succeeded") in finished, f"job {jid} history disagrees"
             assert last_status == "succeeded"
     return {"jobs": len(rows), "succeeded": sum(r[0] == states.SUCCEEDED for r in rows.values())}
 

@@ -1,4 +1,4 @@
-"""The journal coalesces a flush's records into one row per job and per attempt."""
+"""The journal coalesces a flush's records: one history row per job and attempt."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from broker import states
 from broker.engine import AckItem, Engine, JobMeta, JobSpec
 from broker.service.journal import Journal
 from broker.service.meta_codec import decode_meta
+from broker.store import MemoryLedger
 
 T = "t"
 
@@ -15,62 +16,68 @@ T = "t"
 def test_submit_claim_complete_in_one_flush_is_two_rows(new_engine: Callable[..., Engine]) -> None:
     engine = new_engine()
     journal = Journal(engine)
-    replies, records = engine.submit(
-        10, T, [JobSpec("scan", b'{"x":1}', meta=JobMeta(project="p"))]
-    )
+    meta = JobMeta(project="p")
+    replies, records = engine.submit(10, T, [JobSpec("scan", b'{"x":1}', meta=meta)])
     journal.add(records)
+    jid = replies[0].jid
     grant, records = engine.claim(11, T, "w1", ["scan"], 1, 500)
     journal.add(records)
-    heartbeat = engine.heartbeat(12, T, [replies[0].jid], grant.tokens, [900])[1]
-    journal.add(heartbeat)
-    journal.add(engine.complete(13, T, [replies[0].jid], grant.tokens, [b'{"ok":1}'])[1])
+    journal.add(engine.heartbeat(12, T, [jid], grant.tokens, [900])[1])
+    journal.add(engine.complete(13, T, [jid], grant.tokens, [b'{"ok":1}'])[1])
     batch = journal.cut()
     assert len(batch) == 2
     (row,) = batch.inserts
     assert row.state == states.SUCCEEDED and row.attempt == 1 and row.payload == b'{"x":1}'
-    assert decode_meta(row.meta) == JobMeta(project="p") and row.last_status == "succeeded"
-    (attempt,) = batch.attempts
-    assert attempt == (
-        replies[0].jid,
+    assert decode_meta(row.meta) == meta and row.last_status == "succeeded"
+    (event,) = batch.history
+    assert (event.state, event.token, event.worker, event.leased_at) == (
+        states.SUCCEEDED,
         grant.tokens[0],
         "w1",
         11,
-        511,
+    )
+    assert (event.deadline, event.finished, event.status, event.output) == (
+        912,
         13,
         "succeeded",
-        None,
         b'{"ok":1}',
     )
     assert len(journal) == 0 and len(journal.cut()) == 0
 
 
-def test_later_flush_updates_and_closes_attempts(new_engine: Callable[..., Engine]) -> None:
+async def test_flushes_replayed_into_a_ledger_give_the_engines_state(
+    new_engine: Callable[..., Engine],
+) -> None:
+    """Whatever happens between flushes, folding the rows gives the engine's truth."""
     engine = new_engine()
     journal = Journal(engine)
-    journal.add(engine.submit(0, T, [JobSpec("scan", b"{}")] * 2)[1])
-    grant, records = engine.claim(1, T, "w1", ["scan"], 2, 100)
+    ledger = MemoryLedger()
+    await ledger.open()
+
+    async def flush() -> None:
+        await ledger.apply(journal.cut())
+
+    journal.add(engine.submit(0, T, [JobSpec("scan", b"{}")] * 3)[1])
+    grant, records = engine.claim(1, T, "w1", ["scan"], 3, 100)
     journal.add(records)
-    first = journal.cut()
-    assert [r.state for r in first.inserts] == [states.LEASED] * 2
-    assert first.inserts[0].lease_token == grant.tokens[0] and first.inserts[0].lease_worker == "w1"
+    await flush()
     jids = [j.jid for j in grant.jobs]
     journal.add(engine.ack(5, T, [AckItem(jids[0], grant.tokens[0], "failed")])[1])
-    journal.add(engine.expire_leases(200))
-    second = journal.cut()
-    assert second.inserts == []
-    assert {(r.jid, r.state) for r in second.updates} == {
-        (jids[0], states.PENDING),
-        (jids[1], states.READY),
-    }
-    pending = next(r for r in second.updates if r.jid == jids[0])
-    assert pending.due == engine.timers.due_of(jids[0]) and pending.lease_token == 0
-    assert sorted((a.jid, a.worker, a.status) for a in second.attempts) == [
-        (jids[0], "", "failed"),
-        (jids[1], "", "expired"),
-    ]
-    due = engine.timers.due_of(jids[0])
-    journal.add(engine.release_due(due))
-    third = journal.cut()
-    assert [(t.jid, t.state, t.reason) for t in third.transitions] == [
-        (jids[0], states.READY, "due")
-    ]
+    journal.add(engine.expire_leases(200))  # jids[1] and jids[2] expire ...
+    again, records = engine.claim(201, T, "w2", ["scan"], 1, 100)  # ... one is leased again
+    journal.add(records)
+    journal.add(engine.release_due(engine.timers.next_due()))
+    await flush()
+    for jid in jids:
+        stored = await ledger.read_job(jid)
+        job = engine.jobs[jid]
+        assert stored is not None
+        assert (stored.job.state, stored.job.attempt) == (job.state, job.attempt)
+        assert stored.job.lease_token == engine.leases.token_of(jid)
+    second = await ledger.read_job(again.jobs[0].jid)
+    assert second is not None
+    assert [a.status for a in second.attempts] == ["expired", None]
+    assert second.attempts[1].worker == "w2"
+    first = await ledger.read_job(jids[0])
+    assert first is not None and [t.reason for t in first.transitions] == ["due"]
+    assert first.attempts[0].status == "failed"

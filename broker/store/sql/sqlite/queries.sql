@@ -4,18 +4,31 @@ INSERT INTO jobs (jid, tenant, job_type, priority, state, attempt, max_attempts,
                   lease_deadline, last_token, last_status, updated)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 
--- name: set_job_state
+-- name: append_history
+INSERT INTO history (jid, at, state, attempt, due, lease_token, lease_worker, lease_deadline,
+                     last_token, last_status, token, worker, leased_at, deadline, finished,
+                     status, error, output, reason)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+
+-- name: folded_upto
+SELECT COALESCE((SELECT value FROM broker_meta WHERE key = 'folded'), 0)
+
+-- name: last_seq
+SELECT COALESCE(MAX(seq), 0) FROM history
+
+-- name: fold_range
+-- the newest history row of each job in (from, to] becomes its jobs row state
 UPDATE jobs
-   SET state = ?, attempt = ?, due = ?, lease_token = ?, lease_worker = ?, lease_deadline = ?,
-       last_token = ?, last_status = ?, updated = ?
- WHERE jid = ?
+   SET state = h.state, attempt = h.attempt, due = h.due, lease_token = h.lease_token,
+       lease_worker = h.lease_worker, lease_deadline = h.lease_deadline,
+       last_token = h.last_token, last_status = h.last_status, updated = h.at
+  FROM (SELECT jid, MAX(seq) AS seq FROM history WHERE seq > ?1 AND seq <= ?2 GROUP BY jid) AS m
+  JOIN history AS h ON h.seq = m.seq
+ WHERE jobs.jid = m.jid
 
--- name: append_attempt
-INSERT INTO attempts (jid, token, worker, leased_at, deadline, finished, status, error, output)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-
--- name: append_transition
-INSERT INTO transitions (jid, at, state, reason) VALUES (?, ?, ?, ?)
+-- name: set_folded
+INSERT INTO broker_meta (key, value) VALUES ('folded', ?)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value
 
 -- name: live_jobs
 SELECT * FROM jobs WHERE state NOT IN (3, 4, 5) ORDER BY jid
@@ -31,12 +44,10 @@ SELECT COALESCE(MAX(jid), 0) FROM jobs
 -- name: read_job
 SELECT * FROM jobs WHERE jid = ?
 
--- name: read_attempts
-SELECT jid, token, worker, leased_at, deadline, finished, status, error, output
-  FROM attempts WHERE jid = ? ORDER BY rowid
-
--- name: read_transitions
-SELECT jid, at, state, reason FROM transitions WHERE jid = ? ORDER BY rowid
+-- name: read_history
+SELECT jid, at, state, attempt, due, lease_token, lease_worker, lease_deadline, last_token,
+       last_status, token, worker, leased_at, deadline, finished, status, error, output, reason
+  FROM history WHERE jid = ? ORDER BY seq
 
 -- name: bump_epoch
 INSERT INTO broker_meta (key, value) VALUES ('epoch', 1)

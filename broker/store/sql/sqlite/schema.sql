@@ -4,6 +4,7 @@ CREATE TABLE IF NOT EXISTS broker_meta (
     value INTEGER NOT NULL
 );
 
+-- Jobs as inserted, and as folded from history by compaction.
 CREATE TABLE IF NOT EXISTS jobs (
     jid            INTEGER PRIMARY KEY,
     tenant         TEXT    NOT NULL,
@@ -26,26 +27,31 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated        INTEGER NOT NULL
 );
 
--- live jobs are what a restart loads: keep them reachable without a scan
+-- Live jobs are what a restart loads: keep them reachable without a scan.
 CREATE INDEX IF NOT EXISTS jobs_live ON jobs (jid) WHERE state NOT IN (3, 4, 5);
 
-CREATE TABLE IF NOT EXISTS attempts (
-    jid       INTEGER NOT NULL,
-    token     INTEGER NOT NULL,
-    worker    TEXT    NOT NULL,
-    leased_at INTEGER NOT NULL,
-    deadline  INTEGER NOT NULL,
-    finished  INTEGER NOT NULL,
-    status    TEXT    NOT NULL,
-    error     BLOB,
-    output    BLOB
+-- Every change, append-only; seq orders them. The newest row of a job holds
+-- its current state (see broker/store/rows.py).
+CREATE TABLE IF NOT EXISTS history (
+    seq            INTEGER PRIMARY KEY,
+    jid            INTEGER NOT NULL,
+    at             INTEGER NOT NULL,
+    state          INTEGER NOT NULL,
+    attempt        INTEGER NOT NULL,
+    due            INTEGER NOT NULL,
+    lease_token    INTEGER NOT NULL,
+    lease_worker   TEXT,
+    lease_deadline INTEGER NOT NULL,
+    last_token     INTEGER NOT NULL,
+    last_status    TEXT,
+    token          INTEGER NOT NULL,
+    worker         TEXT,
+    leased_at      INTEGER NOT NULL,
+    deadline       INTEGER NOT NULL,
+    finished       INTEGER NOT NULL,
+    status         TEXT,
+    error          BLOB,
+    output         BLOB,
+    reason         TEXT
 );
-CREATE INDEX IF NOT EXISTS attempts_job ON attempts (jid);
-
-CREATE TABLE IF NOT EXISTS transitions (
-    jid    INTEGER NOT NULL,
-    at     INTEGER NOT NULL,
-    state  INTEGER NOT NULL,
-    reason TEXT    NOT NULL
-);
-CREATE INDEX IF NOT EXISTS transitions_job ON transitions (jid);
+CREATE INDEX IF NOT EXISTS history_job ON history (jid, seq);
