@@ -32,9 +32,9 @@ class MemoryLedger(Ledger):
         new = {row.jid for row in batch.inserts}
         if len(new) != len(batch.inserts) or not new.isdisjoint(self._jobs):
             raise ValueError("a job is inserted twice")
-        for row in batch.history:
-            if row.jid not in self._jobs and row.jid not in new:
-                raise ValueError(f"history of unknown job {row.jid}")
+        for event in batch.history:
+            if event.jid not in self._jobs and event.jid not in new:
+                raise ValueError(f"history of unknown job {event.jid}")
         for row in batch.inserts:
             self._jobs[row.jid] = row
         self._history.extend(batch.history)
