@@ -89,13 +89,13 @@ class Journal:
     def cut(self) -> FlushBatch:
         """Everything gathered so far, as rows; the journal starts empty again."""
         snapshot = self._snapshot
+        state_of = self._state_of
         inserts = [snapshot(job) for job in self._new.values()]
         history: list[HistoryRow] = []
         for jid, events in self._events.items():
-            last = snapshot(self._touched[jid])
             for event in events[:-1]:
-                history.append(_history_row(jid, event, None))
-            history.append(_history_row(jid, events[-1], last))
+                history.append(_history_row(jid, event, _event_state(event)))
+            history.append(_history_row(jid, events[-1], state_of(self._touched[jid])))
         self._new = {}
         self._touched = {}
         self._events = {}
@@ -148,6 +148,34 @@ class Journal:
             event.output = record.outputs[i]
 
     # -- rows --------------------------------------------------------------------
+    def _state_of(self, job: Job) -> _State:
+        """The changing part of a job's row, as it is now (what a history row carries)."""
+        state = job.state
+        if state == LEASED:
+            leases = self.engine.leases
+            jid = job.jid
+            return (
+                state,
+                job.attempt,
+                0,
+                leases.token_of(jid),
+                self.engine.workers.name(leases.worker_of(jid)),
+                leases.deadline_of(jid),
+                job.last_token,
+                job.last_status or None,
+            )
+        due = self.engine.timers.due_of(job.jid) if state == PENDING else 0
+        return (
+            state,
+            job.attempt,
+            max(due, 0),
+            0,
+            None,
+            0,
+            job.last_token,
+            job.last_status or None,
+        )
+
     def _snapshot(self, job: Job) -> JobRow:
         engine = self.engine
         state = job.state
@@ -183,32 +211,21 @@ class Journal:
         )
 
 
-def _history_row(jid: int, event: _Event, current: JobRow | None) -> HistoryRow:
-    """A history row; ``current`` (the job's snapshot) only for its last row of the flush."""
-    if current is not None:
-        state, attempt, due = current.state, current.attempt, current.due
-        lease = (current.lease_token, current.lease_worker, current.lease_deadline)
-        last = (current.last_token, current.last_status)
-    else:
-        state, attempt, due = event.state, event.attempt, event.due
-        leased = event.state == LEASED and not event.finished
-        lease = (event.token, event.worker, event.deadline) if leased else (0, None, 0)
-        last = (event.token, event.status) if event.finished else (0, None)
+_State = tuple[int, int, int, int, str | None, int, int, str | None]
+
+
+def _event_state(event: _Event) -> _State:
+    """The state right after an event that is not the job's last in the flush."""
+    if event.state == LEASED and not event.finished:
+        return (LEASED, event.attempt, 0, event.token, event.worker, event.deadline, 0, None)
+    if event.finished:
+        return (event.state, event.attempt, event.due, 0, None, 0, event.token, event.status)
+    return (event.state, event.attempt, event.due, 0, None, 0, 0, None)
+
+
+def _history_row(jid: int, event: _Event, state: _State) -> HistoryRow:
     return HistoryRow(
-        jid,
-        event.at,
-        state,
-        attempt,
-        due,
-        *lease,
-        *last,
-        event.token,
-        event.worker,
-        event.leased_at,
-        event.deadline,
-        event.finished,
-        event.status,
-        event.error,
-        event.output,
-        event.reason,
-    )
+        jid, event.at, *state,
+        event.token, event.worker, event.leased_at, event.deadline, event.finished, event.status,
+        event.error, event.output, event.reason,
+    )  # fmt: skip
