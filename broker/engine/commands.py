@@ -70,7 +70,8 @@ class AckItem(NamedTuple):
 
 
 class AckReply(NamedTuple):
-    jid: int
+    """The answer to one acked attempt, in the order the attempts were given."""
+
     outcome: str
     state: int  # -1 unless accepted
 

@@ -36,11 +36,13 @@ from .commands import (
 )
 from .interner import Interner
 from .job import Job, JobMeta
+from .recent import RecentJobs
 from .records import Changed, Extended, Finished, Leased, Record, Submitted
 from .retry import RetryPolicy
 from .settings import EngineSettings
 
 _LEASED_MASK = 1 << S.LEASED
+_ACCEPTED_SUCCEEDED = AckReply(ACCEPTED, S.SUCCEEDED)  # shared: replies are immutable
 
 
 class Engine:
@@ -72,11 +74,8 @@ class Engine:
         self.next_jid = first_jid
         #: live jobs per state; terminal states count every job that ever got there
         self.state_counts = [0] * len(S.NAMES)
-        # Finished jobs stay reachable for a while so a repeated ack gets the
-        # same answer: a dict plus a ring of its keys in finishing order.
-        self._recent: dict[int, Job] = {}
-        self._recent_ring: list[int] = [-1] * max(1, self.settings.recent_finished)
-        self._recent_pos = 0
+        # finished jobs stay reachable for a while so a repeated ack gets the same answer
+        self._recent = RecentJobs(self.settings.recent_finished)
         self._idem: dict[tuple[int, str], int] = {}
         # finished keyed job -> (its final state, its creation time)
         self._idem_final: dict[int, tuple[int, int]] = {}
@@ -239,7 +238,7 @@ class Engine:
         if not jids:
             return EMPTY_GRANT, []
         jobs = self.jobs
-        granted = [jobs[jid] for jid in jids]
+        granted = list(map(jobs.__getitem__, jids))
         wid = self.workers.id(worker)
         if lease_ms is not None:
             deadline = now + lease_ms
@@ -309,8 +308,8 @@ class Engine:
             raise ValidationFailed("complete columns differ in length")
         tid = self.tenants.find(tenant)
         jobs = self.jobs
-        for jid in jids:
-            job = jobs.get(jid)
+        found = list(map(jobs.get, jids))
+        for job in found:
             if job is None or job.tenant != tid or job.state != S.LEASED:
                 # someone else's job, a repeat or a stale lease: the general path sorts it out
                 items = [
@@ -321,11 +320,52 @@ class Engine:
                 ]
                 return self.ack(now, tenant, items)
         released = self.leases.release_many(jids, tokens)
+        if not all(released):
+            return self._complete_some(now, tid, jids, tokens, outputs, released)
+        # the hot path: every lease was live; no per-job function call below
+        n = len(jids)
+        done: list[Job] = found  # type: ignore[assignment]  # all found, checked above
+        deque(map(jobs.__delitem__, jids), maxlen=0)  # delete them all at C speed
+        keyed: list[Job] = []
+        for job, token in zip(done, tokens, strict=True):
+            job.state = S.SUCCEEDED
+            job.last_token = token
+            job.last_status = "succeeded"
+            if job.meta is not None and job.meta.idempotency_key is not None:
+                keyed.append(job)
+        self._recent.add_many(jids, done)
+        for job in keyed:
+            self._remember_key(now, job)
+        self.state_counts[S.LEASED] -= n
+        self.state_counts[S.SUCCEEDED] += n
+        replies = [_ACCEPTED_SUCCEEDED] * n
+        fin = Finished(
+            now,
+            done,
+            list(tokens),
+            ["succeeded"] * n,
+            [S.SUCCEEDED] * n,
+            [0] * n,
+            [None] * n,
+            list(outputs) if outputs is not None else [None] * n,
+        )
+        return replies, [fin]
+
+    def _complete_some(
+        self,
+        now: int,
+        tid: int,
+        jids: Sequence[int],
+        tokens: Sequence[int],
+        outputs: Sequence[bytes | None] | None,
+        released: list[bool],
+    ) -> tuple[list[AckReply], list[Record]]:
+        """``complete`` when some leases were not live (repeats inside the batch, stale)."""
+        jobs = self.jobs
         replies: list[AckReply] = []
         done: list[Job] = []
         done_tokens: list[int] = []
         done_outputs: list[bytes | None] = []
-        remember = self._remember
         for index, ok in enumerate(released):
             jid = jids[index]
             token = tokens[index]
@@ -336,27 +376,20 @@ class Engine:
             job.state = S.SUCCEEDED
             job.last_token = token
             job.last_status = "succeeded"
-            remember(now, job)
+            self._remember(now, job)
             done.append(job)
             done_tokens.append(token)
-            if outputs is not None:
-                done_outputs.append(outputs[index])
-            replies.append(AckReply(jid, ACCEPTED, S.SUCCEEDED))
+            done_outputs.append(outputs[index] if outputs is not None else None)
+            replies.append(_ACCEPTED_SUCCEEDED)
         n = len(done)
         if not n:
             return replies, []
         self.state_counts[S.LEASED] -= n
         self.state_counts[S.SUCCEEDED] += n
         fin = Finished(
-            now,
-            done,
-            done_tokens,
-            ["succeeded"] * n,
-            [S.SUCCEEDED] * n,
-            [0] * n,
-            [None] * n,
-            done_outputs if outputs is not None else [None] * n,
-        )
+            now, done, done_tokens, ["succeeded"] * n, [S.SUCCEEDED] * n, [0] * n, [None] * n,
+            done_outputs,
+        )  # fmt: skip
         return replies, [fin]
 
     def ack(
@@ -386,7 +419,7 @@ class Engine:
         for index, item in enumerate(items):
             if index in live:
                 state = self._finish(now, jobs[item.jid], item, fin)
-                replies.append(AckReply(item.jid, ACCEPTED, state))
+                replies.append(AckReply(ACCEPTED, state))
             else:
                 replies.append(self._repeat_ack(tid, item))
         return replies, ([fin] if fin.jobs else [])
@@ -509,14 +542,14 @@ class Engine:
         job = self.jobs.get(item.jid)
         if job is not None and job.tenant == tid:
             if job.last_token == item.token and job.last_status == item.status:
-                return AckReply(item.jid, ACCEPTED, job.state)
-            return AckReply(item.jid, CONFLICT, -1)
+                return AckReply(ACCEPTED, job.state)
+            return AckReply(CONFLICT, -1)
         done = self._recent.get(item.jid)
         if done is None or done.tenant != tid:
-            return AckReply(item.jid, NOT_FOUND, -1)
+            return AckReply(NOT_FOUND, -1)
         if done.last_token == item.token and done.last_status == item.status:
-            return AckReply(item.jid, ACCEPTED, done.state)
-        return AckReply(item.jid, CONFLICT, -1)
+            return AckReply(ACCEPTED, done.state)
+        return AckReply(CONFLICT, -1)
 
     def _check_move(self, job: Job, dst: int) -> None:
         if not S.ALLOWED[job.state] >> dst & 1:
@@ -538,18 +571,16 @@ class Engine:
 
     def _remember(self, now: int, job: Job) -> None:
         """Keep a finished job reachable for repeated acks and idempotency keys."""
-        ring = self._recent_ring
-        pos = self._recent_pos
-        evicted = ring[pos]
-        if evicted >= 0:
-            self._recent.pop(evicted, None)
-        ring[pos] = job.jid
-        self._recent_pos = (pos + 1) % len(ring)
-        self._recent[job.jid] = job
+        self._recent.add(job)
         if job.meta is not None and job.meta.idempotency_key is not None:
-            self._idem_final[job.jid] = (job.state, job.created)
-            expire_at = now + self.settings.idempotency_retention_ms
-            self._idem_expiry.append((expire_at, job.tenant, job.meta.idempotency_key, job.jid))
+            self._remember_key(now, job)
+
+    def _remember_key(self, now: int, job: Job) -> None:
+        """A finished job's idempotency key keeps deduping for the retention time."""
+        assert job.meta is not None and job.meta.idempotency_key is not None
+        self._idem_final[job.jid] = (job.state, job.created)
+        expire_at = now + self.settings.idempotency_retention_ms
+        self._idem_expiry.append((expire_at, job.tenant, job.meta.idempotency_key, job.jid))
 
     def _current_state(self, jid: int) -> tuple[int, int]:
         """(state, created) of a job an idempotency key points at."""

@@ -160,11 +160,11 @@ def test_success_and_idempotent_double_ack(engine: Engine) -> None:
     (jid,) = submit(engine)
     job, token = claim_one(engine)
     replies, (fin,) = engine.ack(5, T, [AckItem(jid, token, "succeeded", output=b'{"ok":1}')])
-    assert replies[0] == (jid, "accepted", states.SUCCEEDED)
+    assert replies[0] == ("accepted", states.SUCCEEDED)
     assert isinstance(fin, Finished) and fin.outputs == [b'{"ok":1}']
     assert jid not in engine.jobs and engine.finished_state(jid) == states.SUCCEEDED
     again, records = engine.ack(6, T, [AckItem(jid, token, "succeeded")])
-    assert again[0] == (jid, "accepted", states.SUCCEEDED) and records == []
+    assert again[0] == ("accepted", states.SUCCEEDED) and records == []
     differs, _ = engine.ack(6, T, [AckItem(jid, token, "failed")])
     assert differs[0].outcome == "conflict"
     foreign, _ = engine.ack(6, "tenant-b", [AckItem(jid, token, "succeeded")])
@@ -414,11 +414,14 @@ def test_complete_fast_path(new_engine: Callable[..., Engine]) -> None:
 
 
 def test_recent_finished_is_bounded(new_engine: Callable[..., Engine]) -> None:
+    """A finished job stays answerable for at least 2 and at most 4 later finishes."""
     engine = new_engine(EngineSettings(recent_finished=2))
-    jids = submit(engine, 3)
-    grant, _ = engine.claim(0, T, "w", ["scan"], 3, 100)
-    engine.complete(1, T, jids, grant.tokens)
-    assert [engine.finished_state(j) for j in jids] == [-1, states.SUCCEEDED, states.SUCCEEDED]
-    assert engine.ack(2, T, [AckItem(jids[0], grant.tokens[0], "succeeded")])[0][0].outcome == (
-        "not_found"
-    )
+    jids = submit(engine, 6)
+    grant, _ = engine.claim(0, T, "w", ["scan"], 6, 100)
+    for jid, token in zip(jids, grant.tokens, strict=True):
+        engine.complete(1, T, [jid], [token])
+    remembered = [engine.finished_state(j) for j in jids]
+    assert remembered[-2:] == [states.SUCCEEDED] * 2 and remembered[0] == -1
+    assert len(engine._recent) <= 4  # noqa: SLF001
+    reply = engine.ack(2, T, [AckItem(jids[0], grant.tokens[0], "succeeded")])[0][0]
+    assert reply.outcome == "not_found"
