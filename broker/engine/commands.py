@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from .job import Job, JobMeta
@@ -41,8 +40,7 @@ class SubmitReply(NamedTuple):
     created: int  # the job's creation time (ms), part of its public id
 
 
-@dataclass(frozen=True, slots=True)
-class Grant:
+class Grant(NamedTuple):
     """Jobs leased by one claim: ``jobs[i]`` holds ``tokens[i]`` until ``deadlines[i]``."""
 
     jobs: list[Job]

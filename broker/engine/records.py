@@ -3,26 +3,26 @@
 A command returns one record per kind of change, covering every job it
 touched, so a claim of 100 jobs costs one record, not a hundred. Records
 refer to the engine's ``Job`` objects and plain ints; the store decides how
-to persist them (and may coalesce several records about one job).
+to persist them (and may coalesce several records about one job). They are
+NamedTuples: made on every command, and a tuple is the cheapest immutable
+record Python has.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .job import Job
 
 
-@dataclass(frozen=True, slots=True)
-class Submitted:
+class Submitted(NamedTuple):
     """New jobs, in their initial state (pending or ready)."""
 
     at: int
     jobs: list[Job]
 
 
-@dataclass(frozen=True, slots=True)
-class Leased:
+class Leased(NamedTuple):
     """Attempts that started: ``jobs[i]`` is leased with ``tokens[i]``."""
 
     at: int
@@ -32,8 +32,7 @@ class Leased:
     deadline: int
 
 
-@dataclass(frozen=True, slots=True)
-class Extended:
+class Extended(NamedTuple):
     """Heartbeats that moved lease deadlines; ``progress[i]`` is opaque JSON bytes or None."""
 
     at: int
@@ -43,8 +42,7 @@ class Extended:
     progress: list[bytes | None]
 
 
-@dataclass(frozen=True, slots=True)
-class Finished:
+class Finished(NamedTuple):
     """Attempts that ended: acked by a worker, or their lease expired.
 
     ``statuses[i]`` is what happened to the attempt (``succeeded``, ``failed``,
@@ -63,8 +61,7 @@ class Finished:
     outputs: list[bytes | None]
 
 
-@dataclass(frozen=True, slots=True)
-class Changed:
+class Changed(NamedTuple):
     """Jobs moved to ``state`` for ``reason`` outside an attempt (timer due, cancel)."""
 
     at: int
