@@ -56,6 +56,8 @@ class Flusher:
         self.fold_step = fold_step
         self.fold_threshold = fold_threshold
         self.unfolded = 0  # history rows written and not folded yet
+        self.quiet_s = 0.2  # fold when idle this long (or past fold_threshold)
+        self._last_add = 0.0
         self.healthy = True
         self.last_error = ""
         self.flushes = 0
@@ -81,6 +83,7 @@ class Flusher:
         """Write-behind: the records go out with the next flush; nobody waits."""
         if records:
             self.journal.add(records)
+            self._last_add = time.monotonic()
             if self._journal_since is None:
                 self._journal_since = time.monotonic()
             self._wake.set()
@@ -122,11 +125,22 @@ class Flusher:
                     await self._fold_once()
             elif self._stopping:
                 return
-            elif self.unfolded and self.healthy:
+            elif self.unfolded and self.healthy and self._quiet():
                 await self._fold_once()  # idle: fold history while nothing waits
+            elif self.unfolded and self.healthy:
+                # history waits to be folded once the broker has been quiet a moment
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.quiet_s)
+                except TimeoutError:
+                    pass
+                self._wake.clear()
             else:
                 await self._wake.wait()
                 self._wake.clear()
+
+    def _quiet(self) -> bool:
+        """No record for a while: folding now will not hold up a burst of requests."""
+        return time.monotonic() - self._last_add >= self.quiet_s
 
     async def _fold_once(self) -> None:
         try:
