@@ -34,44 +34,7 @@ cdef enum:
 cdef LaterDeadline _later
 
 
-cdef int64_t _checked(object value, str what) except -1:
-    """``value`` as int64, ValueError unless it is in [0, 2**63 - 1]."""
-    cdef int overflow = 0
-    cdef long long v = PyLong_AsLongLongAndOverflow(value, &overflow)
-    if overflow or v < 0:
-        raise ValueError(f"{what} must be a non-negative int64")
-    return v
-
-
-cdef int64_t _clamped(object value) except? -1:
-    """``value`` as int64, saturating outside the int64 range."""
-    cdef int overflow = 0
-    cdef long long v = PyLong_AsLongLongAndOverflow(value, &overflow)
-    if overflow > 0:
-        return INT64_MAX
-    if overflow < 0:
-        return INT64_MIN
-    return v
-
-
-cdef bint _key(object value, int64_t* out) except -1:
-    """1 and ``out`` set when ``value`` equals an int64, else 0 (it matches no key)."""
-    cdef int overflow = 0
-    cdef long long v
-    if not PyLong_Check(value):
-        # The twin's dicts also match non-ints equal to an int key (1.0, Decimal(1)).
-        try:
-            as_int = int(value)
-        except (TypeError, ValueError, OverflowError):
-            return 0
-        if as_int != value:
-            return 0
-        value = as_int
-    v = PyLong_AsLongLongAndOverflow(value, &overflow)
-    if overflow:
-        return 0
-    out[0] = v
-    return 1
+from ._keys cimport checked_int64 as _checked, clamped_int64 as _clamped, dict_key as _key
 
 
 @cython.boundscheck(True)  # converting a value runs Python code, which could shrink the list

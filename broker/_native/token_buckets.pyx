@@ -25,30 +25,7 @@ cdef int64_t _MAX_RATE = 1_000_000_000_000  # a million million milli-tokens per
 cdef int64_t _MAX_BURST = 1_000_000_000
 
 
-cdef inline bint _as_key(object o, int64_t* out) except -1:
-    """Store the int64 that ``o`` stands for as a dict key; False when there is none."""
-    cdef int overflow = 0
-    cdef long long value
-    if PyLong_Check(o):
-        value = PyLong_AsLongLongAndOverflow(o, &overflow)
-        if overflow:
-            return False
-        out[0] = value
-        return True
-    return _as_key_slow(o, out)
-
-
-cdef bint _as_key_slow(object o, int64_t* out) except -1:
-    # A non-int finds the int it equals (1.0 finds 1), like a dict lookup;
-    # an unhashable one raises TypeError, like a dict lookup.
-    cdef object h = hash(o)
-    try:
-        as_int = int(o)
-    except Exception:
-        return False
-    if as_int != o or hash(as_int) != h:
-        return False
-    return _as_key(as_int, out)
+from ._keys cimport dict_key as _as_key
 
 
 cdef inline int64_t _ranged(object value, int64_t lo, int64_t hi, str message) except? -1:

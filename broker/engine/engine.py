@@ -144,12 +144,7 @@ class Engine:
                 self._idem[(job.tenant, job.meta.idempotency_key)] = job.jid
             counts[job.state] += 1
         if ready:
-            self.ready.push_many(
-                [job.jid for job in ready],
-                [job.tenant for job in ready],
-                [job.jtype for job in ready],
-                [job.priority for job in ready],
-            )
+            self._enqueue(ready)
         retention = self.settings.idempotency_retention_ms
         for row in keyed:
             meta = decode_meta(row.meta)
@@ -208,12 +203,7 @@ class Engine:
             created.append(job)
             replies.append(SubmitReply(jid, job.state, False, now))
         if ready:
-            self.ready.push_many(
-                [job.jid for job in ready],
-                [job.tenant for job in ready],
-                [job.jtype for job in ready],
-                [job.priority for job in ready],
-            )
+            self._enqueue(ready)
         return replies, ([Submitted(now, created)] if created else [])
 
     def claim(
@@ -464,12 +454,7 @@ class Engine:
             _append_finished(fin, job, token, "expired", job.state, 0, None, None)
         if back:
             # expired jobs were taken from the head of their queues: put them back there
-            self.ready.push_front_many(
-                [job.jid for job in back],
-                [job.tenant for job in back],
-                [job.jtype for job in back],
-                [job.priority for job in back],
-            )
+            self._enqueue(back, front=True)
         return [fin]
 
     def release_due(self, now: int, limit: int = -1) -> list[Record]:
@@ -480,12 +465,20 @@ class Engine:
         jobs = [self.jobs[jid] for jid in due]
         for job in jobs:
             self._move(job, S.READY)
-        self.ready.push_many(
-            due, [j.tenant for j in jobs], [j.jtype for j in jobs], [j.priority for j in jobs]
-        )
+        self._enqueue(jobs)
         return [Changed(now, jobs, S.READY, "due")]
 
     # -- internals ------------------------------------------------------------
+    def _enqueue(self, jobs: list[Job], front: bool = False) -> None:
+        """Make jobs claimable: to the back of their lanes, or back to the head."""
+        push = self.ready.push_front_many if front else self.ready.push_many
+        push(
+            [job.jid for job in jobs],
+            [job.tenant for job in jobs],
+            [job.jtype for job in jobs],
+            [job.priority for job in jobs],
+        )
+
     def _check_specs(self, specs: Sequence[JobSpec]) -> None:
         problems = []
         max_lease = self.settings.max_lease_ms
