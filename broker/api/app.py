@@ -34,6 +34,7 @@ log = logging.getLogger("broker.api")
 
 BASE = "/api/v1/orchestrator"
 API_KEY: web.AppKey[Api] = web.AppKey("api")
+TRACE_KEY = web.RequestKey("trace_id", str)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -67,9 +68,9 @@ def error_response(
 
 def trace_id_of(request: web.Request) -> str:
     """The trace id of a W3C ``traceparent`` header, or a fresh one (made only when needed)."""
-    trace = request.get("trace_id")
+    trace = request.get(TRACE_KEY)
     if trace is None:
-        trace = request["trace_id"] = _trace_from_header(request.headers.get("traceparent", ""))
+        trace = request[TRACE_KEY] = _trace_from_header(request.headers.get("traceparent", ""))
     return trace
 
 
