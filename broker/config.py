@@ -9,6 +9,7 @@ This is the only module that reads the environment (apart from the
 | listen port | ``--port`` | ``BROKER_PORT`` | ``8080`` |
 | ledger | ``--store`` | ``BROKER_STORE`` | ``sqlite:///var/ledger.db`` |
 | state directory (keys, dev token) | ``--var-dir`` | ``BROKER_VAR_DIR`` | ``./var`` |
+| SQLite ``synchronous`` (FULL or NORMAL) | | ``BROKER_SQLITE_SYNCHRONOUS`` | ``FULL`` |
 | HS256 secret instead of the Ed25519 key file | | ``BROKER_JWT_HS256_SECRET`` | unset |
 | Ed25519 public key (PEM) to verify with | | ``BROKER_JWT_PUBLIC_KEY`` | unset |
 | flush backlog bound (rows) | ``--max-backlog`` | ``BROKER_MAX_BACKLOG`` | 200000 |
@@ -35,6 +36,9 @@ class Config:
     port: int = 8080
     store: str = "sqlite:///var/ledger.db"
     var_dir: Path = Path("var")
+    # FULL: an answered commit survives power loss; NORMAL: it survives a crash of the
+    # process (the OS may lose the last commits on power loss), at a fraction of the cost
+    sqlite_synchronous: str = "FULL"
     hs256_secret: str | None = None
     public_key_file: Path | None = None
     service: ServiceSettings = field(default_factory=ServiceSettings)
@@ -87,6 +91,7 @@ def load(flags: Mapping[str, object], env: Mapping[str, str] | None = None) -> C
         port=number("port", "BROKER_PORT", defaults.port),
         store=text("store", "BROKER_STORE", defaults.store),
         var_dir=Path(text("var_dir", "BROKER_VAR_DIR", str(defaults.var_dir))),
+        sqlite_synchronous=text("", "BROKER_SQLITE_SYNCHRONOUS", defaults.sqlite_synchronous),
         hs256_secret=env.get("BROKER_JWT_HS256_SECRET") or None,
         public_key_file=Path(public_key) if public_key else None,
         service=ServiceSettings(

@@ -25,7 +25,7 @@ class Server:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.broker = Broker(ledger_for(config.store), config.service)
+        self.broker = Broker(ledger_for(config.store, config.sqlite_synchronous), config.service)
         keys = config.keys(create=True)
         self.keys = keys
         self.app = make_app(self.broker, Authenticator(keys), config.api)

@@ -12,14 +12,14 @@ from .memory import MemoryLedger
 from .rows import Attempt, FlushBatch, HistoryRow, JobHistory, JobRow, LiveState, Transition
 
 
-def ledger_for(url: str) -> Ledger:
+def ledger_for(url: str, sqlite_synchronous: str = "FULL") -> Ledger:
     """A (not yet opened) ledger for ``url``; ValueError for an unknown scheme."""
     if url == "memory://":
         return MemoryLedger()
     if url.startswith("sqlite:///"):
         from .sqlite import SqliteLedger
 
-        return SqliteLedger(url[len("sqlite:///") :])
+        return SqliteLedger(url[len("sqlite:///") :], synchronous=sqlite_synchronous)
     raise ValueError(f"unsupported store URL {url!r}: use sqlite:///path or memory://")
 
 
