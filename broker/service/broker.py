@@ -60,7 +60,7 @@ class Broker:
         self.clock = clock or SystemClock()
         self.engine = Engine(self.settings.engine)
         self.waiters = Waiters()
-        self.flusher = Flusher(ledger, Journal(self.engine), self.settings.max_backlog)
+        self.flusher = self._new_flusher()
         self.ticker = Ticker(self.engine, self.clock, self._records_from_ticker)
         self.epoch = 0
         self.started = False
@@ -85,7 +85,7 @@ class Broker:
             self.ledger.url,
             self.epoch,
         )
-        self.flusher = Flusher(self.ledger, Journal(self.engine), self.settings.max_backlog)
+        self.flusher = self._new_flusher()
         self.ticker = Ticker(self.engine, self.clock, self._records_from_ticker)
         for service in self._services():
             await service.start()
@@ -99,6 +99,10 @@ class Broker:
         for service in reversed(self._services()):
             await service.stop()
         await self.ledger.close()
+
+    def _new_flusher(self) -> Flusher:
+        journal = Journal(self.engine, self.settings.claim_hold_ms)
+        return Flusher(self.ledger, journal, self.settings.max_backlog, clock=self.clock)
 
     def _services(self) -> list[Service]:
         """Background services, in start order (stopped in reverse)."""
@@ -200,7 +204,7 @@ class Broker:
 
     async def read_job(self, jid: int) -> JobHistory | None:
         """A job's stored row and history, after pending writes about it landed."""
-        await self.flusher.commit([])
+        await self.flusher.commit([], everything=True)
         return await self.ledger.read_job(jid)
 
     async def ready(self) -> bool:

@@ -24,6 +24,7 @@ import time
 
 from ..engine import Record
 from ..store import FlushBatch, Ledger
+from .clock import Clock, SystemClock
 from .journal import Journal
 
 log = logging.getLogger("broker.flusher")
@@ -39,7 +40,9 @@ class Flusher:
         retry_cap_s: float = 2.0,
         fold_step: int = 20_000,
         fold_threshold: int = 1_000_000,
+        clock: Clock | None = None,
     ) -> None:
+        self.clock = clock or SystemClock()
         self.ledger = ledger
         self.journal = journal
         self.max_backlog = max_backlog
@@ -49,6 +52,7 @@ class Flusher:
         self._waiting: list[asyncio.Future[None]] = []
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._write_all = False
         self._in_flight = 0
         # monotonic times of the oldest record gathered, and of the batch being written
         self._journal_since: float | None = None
@@ -88,7 +92,7 @@ class Flusher:
                 self._journal_since = time.monotonic()
             self._wake.set()
 
-    async def commit(self, records: list[Record]) -> None:
+    async def commit(self, records: list[Record], everything: bool = False) -> None:
         """Add records and return once the flush holding them is committed.
 
         With no records it still waits if anything is pending, so that an
@@ -97,6 +101,8 @@ class Flusher:
         self.add(records)
         if not records and not self.backlog:
             return
+        if everything:
+            self._write_all = True  # held claims too: a reader wants the whole truth
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append(future)
         self._wake.set()
@@ -119,24 +125,32 @@ class Flusher:
 
     async def _run(self) -> None:
         while True:
-            if len(self.journal) or self._waiting:
-                await self._flush_once()
-                if self.unfolded > self.fold_threshold:
-                    await self._fold_once()
-            elif self._stopping:
+            if self._stopping:
+                if len(self.journal) or self._waiting:
+                    await self._flush_once(everything=True)
                 return
+            if len(self.journal) or self._waiting:
+                if await self._flush_once():
+                    if self.unfolded > self.fold_threshold:
+                        await self._fold_once()
+                else:
+                    # only claims held back to meet their acks: sleep until one is due
+                    await self._sleep(self.journal.due_in_ms(self.clock.now_ms()) / 1000)
             elif self.unfolded and self.healthy and self._quiet():
                 await self._fold_once()  # idle: fold history while nothing waits
             elif self.unfolded and self.healthy:
-                # history waits to be folded once the broker has been quiet a moment
-                try:
-                    await asyncio.wait_for(self._wake.wait(), self.quiet_s)
-                except TimeoutError:
-                    pass
-                self._wake.clear()
+                await self._sleep(self.quiet_s)  # fold once the broker was quiet a moment
             else:
                 await self._wake.wait()
                 self._wake.clear()
+
+    async def _sleep(self, seconds: float) -> None:
+        """Until ``seconds`` pass or new records arrive."""
+        try:
+            await asyncio.wait_for(self._wake.wait(), max(seconds, 0.001))
+        except TimeoutError:
+            pass
+        self._wake.clear()
 
     def _quiet(self) -> bool:
         """No record for a while: folding now will not hold up a burst of requests."""
@@ -151,8 +165,13 @@ class Flusher:
             return
         self.unfolded = max(0, self.unfolded - folded) if folded else 0
 
-    async def _flush_once(self) -> None:
-        batch = self.journal.cut()
+    async def _flush_once(self, everything: bool = False) -> bool:
+        """Write what is ready; False when nothing was (only held claims, nobody waiting)."""
+        everything = everything or self._write_all
+        self._write_all = False
+        batch = self.journal.cut(self.clock.now_ms(), everything)
+        if not len(batch) and not self._waiting:
+            return False
         waiting, self._waiting = self._waiting, []
         self._flight_since, self._journal_since = self._journal_since, None
         self._in_flight = len(batch)
@@ -162,6 +181,7 @@ class Flusher:
         for future in waiting:
             if not future.done():
                 future.set_result(None)
+        return True
 
     async def _write(self, batch: FlushBatch) -> None:
         delay = self._retry_base_s

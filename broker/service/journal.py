@@ -57,8 +57,14 @@ class _Event:
 
 
 class Journal:
-    def __init__(self, engine: Engine) -> None:
+    """``hold_ms``: a claim's row is held back this long (claims are write-behind
+    anyway), so that an ack arriving meanwhile is written as the same row: one
+    history row per attempt instead of two. A crash loses at most the claims of
+    the last ``hold_ms``, whose jobs are simply claimable again after restart."""
+
+    def __init__(self, engine: Engine, hold_ms: int = 0) -> None:
         self.engine = engine
+        self.hold_ms = hold_ms
         self._new: dict[int, Job] = {}
         self._touched: dict[int, Job] = {}
         self._events: dict[int, list[_Event]] = {}
@@ -86,20 +92,38 @@ class Journal:
                     event = _Event(record.at, record.state, job.attempt, reason=record.reason)
                     self._event_list(job).append(event)
 
-    def cut(self) -> FlushBatch:
-        """Everything gathered so far, as rows; the journal starts empty again."""
+    def cut(self, now: int | None = None, everything: bool = False) -> FlushBatch:
+        """What is ready to be written, as rows; claims younger than ``hold_ms`` stay
+        (unless ``everything``), the rest of the journal starts empty again."""
         snapshot = self._snapshot
         state_of = self._state_of
         inserts = [snapshot(job) for job in self._new.values()]
         history: list[HistoryRow] = []
+        held_events: dict[int, list[_Event]] = {}
+        held_jobs: dict[int, Job] = {}
+        now = self._now if now is None else now
+        hold_from = now - self.hold_ms if self.hold_ms and not everything else None
         for jid, events in self._events.items():
+            if (
+                hold_from is not None
+                and jid not in self._new
+                and _only_fresh_claims(events, hold_from)
+            ):
+                held_events[jid] = events
+                held_jobs[jid] = self._touched[jid]
+                continue
             for event in events[:-1]:
                 history.append(_history_row(jid, event, _event_state(event)))
             history.append(_history_row(jid, events[-1], state_of(self._touched[jid])))
         self._new = {}
-        self._touched = {}
-        self._events = {}
+        self._touched = held_jobs
+        self._events = held_events
         return FlushBatch(inserts, history)
+
+    def due_in_ms(self, now: int) -> int:
+        """When the oldest held claim must be written (0: now)."""
+        oldest = min((events[0].at for events in self._events.values()), default=now)
+        return max(0, oldest + self.hold_ms - now)
 
     # -- records -----------------------------------------------------------------
     def _event_list(self, job: Job) -> list[_Event]:
@@ -212,6 +236,14 @@ class Journal:
 
 
 _State = tuple[int, int, int, int, str | None, int, int, str | None]
+
+
+def _only_fresh_claims(events: list[_Event], since: int) -> bool:
+    """Nothing but open attempts, all started after ``since``."""
+    for event in events:
+        if event.finished or not event.leased_at or event.leased_at <= since:
+            return False
+    return True
 
 
 def _event_state(event: _Event) -> _State:

@@ -14,3 +14,6 @@ class ServiceSettings:
     max_backlog: int = 200_000
     # longest long-poll a claim may ask for
     max_wait_ms: int = 30_000
+    # a claim's row waits this long for its ack, so both are written as one row
+    # (claims are write-behind: a crash loses at most this much of them)
+    claim_hold_ms: int = 1_000

@@ -81,3 +81,24 @@ async def test_flushes_replayed_into_a_ledger_give_the_engines_state(
     first = await ledger.read_job(jids[0])
     assert first is not None and [t.reason for t in first.transitions] == ["due"]
     assert first.attempts[0].status == "failed"
+
+
+def test_claims_are_held_back_to_meet_their_acks(new_engine: Callable[..., Engine]) -> None:
+    engine = new_engine()
+    journal = Journal(engine, hold_ms=1_000)
+    journal.add(engine.submit(0, T, [JobSpec("scan", b"{}")] * 3)[1])
+    assert len(journal.cut(0).inserts) == 3  # submissions are never held
+    grant, records = engine.claim(10, T, "w1", ["scan"], 3, 60_000)
+    journal.add(records)
+    assert len(journal.cut(500)) == 0 and len(journal) == 3  # fresh claims wait
+    assert journal.due_in_ms(500) == 510
+    jids = [job.jid for job in grant.jobs]
+    journal.add(engine.complete(600, T, jids[:1], grant.tokens[:1])[1])
+    (row,) = journal.cut(700).history  # the ack and its claim: one row
+    assert (row.jid, row.worker, row.leased_at, row.status) == (jids[0], "w1", 10, "succeeded")
+    late = journal.cut(1_010)  # the others are due now
+    assert sorted(r.jid for r in late.history) == jids[1:]
+    assert all(r.state == states.LEASED and r.finished == 0 for r in late.history)
+    journal.add(engine.claim(1_020, T, "w2", ["scan"], 1, 60_000)[1])
+    assert len(journal.cut(1_020, everything=True)) == 0  # nothing was ready to claim
+    assert len(journal) == 0
