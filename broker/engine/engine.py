@@ -34,6 +34,7 @@ from .commands import (
     JobSpec,
     SubmitReply,
 )
+from .idempotency import IdempotencyKeys
 from .interner import Interner
 from .job import Job, JobMeta
 from .recent import RecentJobs
@@ -76,10 +77,7 @@ class Engine:
         self.state_counts = [0] * len(S.NAMES)
         # finished jobs stay reachable for a while so a repeated ack gets the same answer
         self._recent = RecentJobs(self.settings.recent_finished)
-        self._idem: dict[tuple[int, str], int] = {}
-        # finished keyed job -> (its final state, its creation time)
-        self._idem_final: dict[int, tuple[int, int]] = {}
-        self._idem_expiry: deque[tuple[int, int, str, int]] = deque()
+        self._keys = IdempotencyKeys(self.settings.idempotency_retention_ms)
 
     # -- queries ------------------------------------------------------------
     def job(self, jid: int) -> Job | None:
@@ -141,19 +139,18 @@ class Engine:
             elif job.state == S.PENDING:
                 self.timers.add(job.jid, max(row.due, row.not_before))
             if job.meta is not None and job.meta.idempotency_key is not None:
-                self._idem[(job.tenant, job.meta.idempotency_key)] = job.jid
+                self._keys.claim(job.tenant, job.meta.idempotency_key, job.jid)
             counts[job.state] += 1
         if ready:
             self._enqueue(ready)
-        retention = self.settings.idempotency_retention_ms
         for row in keyed:
             meta = decode_meta(row.meta)
             if meta is None or meta.idempotency_key is None:
                 continue
             tid = self.tenants.id(row.tenant)
-            self._idem[(tid, meta.idempotency_key)] = row.jid
-            self._idem_final[row.jid] = (row.state, row.created)
-            self._idem_expiry.append((row.updated + retention, tid, meta.idempotency_key, row.jid))
+            self._keys.finished(
+                tid, meta.idempotency_key, row.jid, row.state, row.created, row.updated
+            )
             self.next_jid = max(self.next_jid, row.jid + 1)
 
     # -- commands -------------------------------------------------------------
@@ -163,7 +160,7 @@ class Engine:
         """Create jobs (all or nothing); a known idempotency key returns its job instead."""
         self._check_specs(specs)
         tid = self.tenants.id(tenant)
-        self._expire_idempotency(now)
+        self._keys.expire(now)
         cfg = self.settings
         replies: list[SubmitReply] = []
         created: list[Job] = []
@@ -171,7 +168,7 @@ class Engine:
         for spec in specs:
             key = spec.meta.idempotency_key if spec.meta is not None else None
             if key is not None:
-                known = self._idem.get((tid, key))
+                known = self._keys.job_for(tid, key)
                 if known is not None:
                     state, born = self._current_state(known)
                     replies.append(SubmitReply(known, state, True, born))
@@ -194,7 +191,7 @@ class Engine:
             )
             self.jobs[jid] = job
             if key is not None:
-                self._idem[(tid, key)] = jid
+                self._keys.claim(tid, key, jid)
             if waits:
                 self.timers.add(jid, spec.not_before)
             else:
@@ -571,22 +568,14 @@ class Engine:
     def _remember_key(self, now: int, job: Job) -> None:
         """A finished job's idempotency key keeps deduping for the retention time."""
         assert job.meta is not None and job.meta.idempotency_key is not None
-        self._idem_final[job.jid] = (job.state, job.created)
-        expire_at = now + self.settings.idempotency_retention_ms
-        self._idem_expiry.append((expire_at, job.tenant, job.meta.idempotency_key, job.jid))
+        self._keys.finished(
+            job.tenant, job.meta.idempotency_key, job.jid, job.state, job.created, now
+        )
 
     def _current_state(self, jid: int) -> tuple[int, int]:
         """(state, created) of a job an idempotency key points at."""
         job = self.jobs.get(jid)
-        return (job.state, job.created) if job is not None else self._idem_final[jid]
-
-    def _expire_idempotency(self, now: int) -> None:
-        expiry = self._idem_expiry
-        while expiry and expiry[0][0] <= now:
-            _, tid, key, jid = expiry.popleft()
-            if self._idem.get((tid, key)) == jid:
-                del self._idem[(tid, key)]
-            self._idem_final.pop(jid, None)
+        return (job.state, job.created) if job is not None else self._keys.final(jid)
 
     def consistency_errors(self) -> list[str]:
         """Cross-check the job table against the kernels (a debugging and test aid; O(n))."""
