@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+import time
+from datetime import datetime
+
+_last_second = -1
+_last_prefix = ""
 
 
 def rfc3339(ms: int) -> str:
-    stamp = datetime.fromtimestamp(ms / 1000, UTC)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    """``2026-11-27T10:00:00.123Z``; the date-and-second part is cached, because
+    consecutive calls (lease deadlines in one busy second) mostly share it."""
+    global _last_second, _last_prefix
+    second = ms // 1000
+    if second != _last_second:
+        _last_prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
+        _last_second = second
+    return f"{_last_prefix}{ms % 1000:03d}Z"
 
 
 # RFC 3339 section 5.6 date-time: a full date, a full time and a zone, nothing else
