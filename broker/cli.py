@@ -16,6 +16,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the broker (HTTP API)")
     _server_flags(serve)
 
+    migrate = commands.add_parser("migrate", help="create or upgrade a Postgres ledger's schema")
+    migrate.add_argument("--store", help="postgresql://user@host:port/db (BROKER_STORE)")
+
     token = commands.add_parser("token", help="print a token signed with the local key")
     token.add_argument("--tenant", required=True)
     token.add_argument("--scopes", default="orch:read orch:operate orch:worker")
@@ -46,6 +49,31 @@ def _server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-backlog", type=_positive, help="flush backlog bound (200000)")
 
 
+def _migrate(store: str) -> int:
+    if not store.startswith(("postgresql://", "postgres://")):
+        print(
+            f"migrate: {store} is not a Postgres URL (SQLite ledgers need no migration)",
+            file=sys.stderr,
+        )
+        return 2
+    import asyncio
+
+    import asyncpg
+
+    from .store.postgres import migrate
+
+    async def run() -> list[str]:
+        conn = await asyncpg.connect(store)
+        try:
+            return await migrate(conn)
+        finally:
+            await conn.close()
+
+    applied = asyncio.run(run())
+    print(f"migrate: applied {', '.join(applied)}" if applied else "migrate: up to date")
+    return 0
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -60,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .server import run
 
         run(config_module.load(flags))
+    elif args.command == "migrate":
+        return _migrate(config_module.load(flags).store)
     elif args.command == "token":
         from .api.auth import issue_token
 

@@ -20,7 +20,13 @@ def ledger_for(url: str, sqlite_synchronous: str = "FULL") -> Ledger:
         from .sqlite import SqliteLedger
 
         return SqliteLedger(url[len("sqlite:///") :], synchronous=sqlite_synchronous)
-    raise ValueError(f"unsupported store URL {url!r}: use sqlite:///path or memory://")
+    if url.startswith(("postgresql://", "postgres://")):
+        from .postgres import PostgresLedger
+
+        return PostgresLedger(url)
+    raise ValueError(
+        f"unsupported store URL {url!r}: use sqlite:///path, postgresql://… or memory://"
+    )
 
 
 __all__ = [

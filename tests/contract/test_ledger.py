@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from broker import states
 from broker.store import Attempt, FlushBatch, HistoryRow, JobRow, Ledger, MemoryLedger, Transition
+from broker.store.postgres import PostgresLedger
 from broker.store.sqlite import SqliteLedger
+
+# the machine's PostgreSQL (CI starts it); each test gets a schema of its own
+POSTGRES = os.environ.get("BROKER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 Reopen = Callable[[], Awaitable[Ledger]]
 
@@ -42,18 +49,30 @@ def transition(jid: int, at: int, state: int, reason: str) -> HistoryRow:
                       0, None, 0, 0, 0, None, None, None, reason)  # fmt: skip
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 async def ledger_and_reopen(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[tuple[Ledger, Reopen]]:
     """A fresh open ledger, and a way to close it and open the same store again."""
     opened: list[Ledger] = []
     memory = MemoryLedger()
+    schema = f"contract_{uuid.uuid4().hex[:12]}"
+    if request.param == "postgres":
+        conn = await asyncpg.connect(POSTGRES)  # no Postgres is a failure here, not a skip
+        await conn.execute(f'CREATE SCHEMA "{schema}"')
+        await conn.close()
+
+    def new() -> Ledger:
+        if request.param == "memory":
+            return memory
+        if request.param == "sqlite":
+            return SqliteLedger(tmp_path / "l.db")
+        return PostgresLedger(POSTGRES, schema=schema)
 
     async def make() -> Ledger:
         for ledger in opened:
             await ledger.close()
-        ledger: Ledger = memory if request.param == "memory" else SqliteLedger(tmp_path / "l.db")
+        ledger = new()
         await ledger.open()
         opened.append(ledger)
         return ledger
@@ -62,6 +81,10 @@ async def ledger_and_reopen(
     yield first, make
     for ledger in opened:
         await ledger.close()
+    if request.param == "postgres":
+        conn = await asyncpg.connect(POSTGRES)
+        await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await conn.close()
 
 
 @pytest.fixture
