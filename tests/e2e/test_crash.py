@@ -2,18 +2,25 @@
 
 Promises: every submission answered 201 exists after the restart, every
 completion answered 200 ("accepted", "succeeded") is terminal, and the stored
-history agrees with the stored state. The broker is a real subprocess on the
-SQLite ledger; it is killed at random moments several times in a row.
+history agrees with the stored state (read straight from the store). The
+broker is a real subprocess on the SQLite ledger, then on a fresh Postgres
+database; it is killed at random moments several times in a row.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import sqlite3
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
+import asyncpg
 import orjson
+import pytest
 
 from broker import states
 from broker.api.ids import parse_job_id
@@ -21,6 +28,9 @@ from loadtests.broker_process import BrokerProcess, session
 
 BASE = "/api/v1/orchestrator"
 KILLS = 3
+POSTGRES_ADMIN = os.environ.get(
+    "BROKER_TEST_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 
 async def load(
@@ -84,23 +94,43 @@ async def load(
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def check_ledger(path: str, submitted: set[str], completed: set[str]) -> dict[str, int]:
-    """Read the SQLite ledger directly: current state = newest history row, else the job row."""
+State = dict[int, tuple[int, int, str | None]]  # jid -> (state, last token, last status)
+
+
+def read_sqlite(path: str) -> tuple[State, set[tuple[int, int, str]]]:
+    """Current state of every job (newest history row, else the job row) and finished attempts."""
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    rows = {
-        jid: (state, last_token, last_status)
-        for jid, state, last_token, last_status in db.execute(
-            "SELECT jid, state, last_token, last_status FROM jobs"
-        )
-    }
-    finished: set[tuple[int, int, str]] = set()
-    for jid, state, last_token, last_status, token, status in db.execute(
+    jobs = db.execute("SELECT jid, state, last_token, last_status FROM jobs").fetchall()
+    history = db.execute(
         "SELECT jid, state, last_token, last_status, token, status FROM history ORDER BY seq"
-    ):
+    ).fetchall()
+    db.close()
+    return fold(jobs, history)
+
+
+async def read_postgres(dsn: str) -> tuple[State, set[tuple[int, int, str]]]:
+    conn = await asyncpg.connect(dsn)
+    jobs = await conn.fetch("SELECT jid, state, last_token, last_status FROM jobs")
+    history = await conn.fetch(
+        "SELECT jid, state, last_token, last_status, token, status FROM history ORDER BY seq"
+    )
+    await conn.close()
+    return fold([tuple(r) for r in jobs], [tuple(r) for r in history])
+
+
+def fold(jobs: list[Any], history: list[Any]) -> tuple[State, set[tuple[int, int, str]]]:
+    rows: State = {jid: (state, token, status) for jid, state, token, status in jobs}
+    finished: set[tuple[int, int, str]] = set()
+    for jid, state, last_token, last_status, token, status in history:
         rows[jid] = (state, last_token, last_status)
         if status:
             finished.add((jid, token, status))
-    db.close()
+    return rows, finished
+
+
+def check_ledger(
+    rows: State, finished: set[tuple[int, int, str]], submitted: set[str], completed: set[str]
+) -> int:
     for job_id in submitted:
         parsed = parse_job_id(job_id)
         assert parsed is not None and parsed[1] in rows, f"201 submission {job_id} lost"
@@ -111,12 +141,26 @@ def check_ledger(path: str, submitted: set[str], completed: set[str]) -> dict[st
         if state == states.SUCCEEDED:
             assert (jid, last_token, "succeeded") in finished, f"job {jid} history disagrees"
             assert last_status == "succeeded"
-    return {"jobs": len(rows), "succeeded": sum(r[0] == states.SUCCEEDED for r in rows.values())}
+    return len(rows)
 
 
-async def test_sigkill_under_load_loses_nothing_promised() -> None:
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """The ledger the broker runs on; Postgres gets a fresh database (a missing server fails)."""
+    if request.param == "sqlite":
+        yield "sqlite"
+        return
+    name = f"crash_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(POSTGRES_ADMIN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    yield POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+async def test_sigkill_under_load_loses_nothing_promised(store: str) -> None:
     rng = random.Random(2026)
-    broker = BrokerProcess()
+    broker = BrokerProcess(None if store == "sqlite" else store)
     broker.start()
     submitted: set[str] = set()
     completed: set[str] = set()
@@ -128,8 +172,11 @@ async def test_sigkill_under_load_loses_nothing_promised() -> None:
             broker.kill()  # SIGKILL at a random moment under load
             stop.set()
             await running
-            figures = check_ledger(str(broker.dir / "ledger.db"), submitted, completed)
-            assert figures["jobs"] >= len(submitted)
+            if store == "sqlite":
+                rows, finished = read_sqlite(str(broker.dir / "ledger.db"))
+            else:
+                rows, finished = await read_postgres(store)
+            assert check_ledger(rows, finished, submitted, completed) >= len(submitted)
             broker.start()  # recovery: the same ledger, the same port
         # after the last restart everything left is still served and can finish
         headers = {"Authorization": f"Bearer {broker.token()}"}
