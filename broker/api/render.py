@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from .. import states
-from ..engine import Engine, Grant, Job
+from ..engine import Engine, Grant
 from ..store import Attempt, JobHistory
 from .ids import job_id as job_id
 from .ids import lease_id
@@ -54,10 +54,6 @@ def claimed_jobs(engine: Engine, grant: Grant) -> list[dict[str, Any]]:
             }
         )
     return out
-
-
-def live_fields(job: Job) -> dict[str, Any]:
-    return {"state": states.NAMES[job.state], "attempt": job.attempt}
 
 
 def job_view(history: JobHistory) -> dict[str, Any]:

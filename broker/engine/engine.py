@@ -80,9 +80,6 @@ class Engine:
         self._keys = IdempotencyKeys(self.settings.idempotency_retention_ms)
 
     # -- queries ------------------------------------------------------------
-    def job(self, jid: int) -> Job | None:
-        return self.jobs.get(jid)
-
     def finished_state(self, jid: int) -> int:
         """Final state of a recently finished job, -1 when not remembered."""
         done = self._recent.get(jid)
@@ -240,7 +237,7 @@ class Engine:
         counts[S.READY] -= len(jids)
         counts[S.LEASED] += len(jids)
         grant = Grant(granted, tokens, deadlines)
-        return grant, [Leased(now, worker, granted, tokens, min(deadlines))]
+        return grant, [Leased(now, worker, granted, tokens, deadlines)]
 
     def heartbeat(
         self,
@@ -258,29 +255,36 @@ class Engine:
         if any(not 1 <= ms <= max_lease for ms in extend_ms):
             raise ValidationFailed("extendSeconds out of range")
         tid = self.tenants.find(tenant)
-        replies: list[HeartbeatReply] = []
-        ext_jids: list[int] = []
-        ext_tokens: list[int] = []
-        ext_progress: list[bytes | None] = []
-        latest = 0
+        jobs = self.jobs
+        deadlines = [now + ms for ms in extend_ms]
+        # one kernel call per distinct deadline (usually one for the whole batch)
+        groups: dict[int, list[int]] = {}
         for i, jid in enumerate(jids):
-            job = self.jobs.get(jid)
-            deadline = now + extend_ms[i]
-            ok = (
-                job is not None
-                and job.tenant == tid
-                and self.leases.extend_many([jid], [tokens[i]], deadline)[0]
+            job = jobs.get(jid)
+            if job is not None and job.tenant == tid:
+                groups.setdefault(deadlines[i], []).append(i)
+        ok = [False] * len(jids)
+        for deadline, indexes in groups.items():
+            extended = self.leases.extend_many(
+                [jids[i] for i in indexes], [tokens[i] for i in indexes], deadline
             )
-            replies.append(HeartbeatReply(jid, deadline if ok else -1))
-            if ok:
-                ext_jids.append(jid)
-                ext_tokens.append(tokens[i])
-                ext_progress.append(progress[i] if progress is not None else None)
-                latest = max(latest, deadline)
-        records: list[Record] = []
-        if ext_jids:
-            records.append(Extended(now, ext_jids, ext_tokens, latest, ext_progress))
-        return replies, records
+            for i, good in zip(indexes, extended, strict=True):
+                ok[i] = good
+        replies = [
+            HeartbeatReply(jid, deadline if good else -1)
+            for jid, deadline, good in zip(jids, deadlines, ok, strict=True)
+        ]
+        kept = [i for i, good in enumerate(ok) if good]
+        if not kept:
+            return replies, []
+        record = Extended(
+            now,
+            [jids[i] for i in kept],
+            [tokens[i] for i in kept],
+            [deadlines[i] for i in kept],
+            [progress[i] if progress is not None else None for i in kept],
+        )
+        return replies, [record]
 
     def complete(
         self,
@@ -305,7 +309,7 @@ class Engine:
                         jids, tokens, outputs or [None] * len(jids), strict=True
                     )
                 ]
-                return self.ack(now, tenant, items)
+                return self._ack_items(now, tenant, items)
         released = self.leases.release_many(jids, tokens)
         if not all(released):
             return self._complete_some(now, tid, jids, tokens, outputs, released)
@@ -382,7 +386,23 @@ class Engine:
     def ack(
         self, now: int, tenant: str, items: Sequence[AckItem]
     ) -> tuple[list[AckReply], list[Record]]:
-        """Apply workers' reports; a stale lease is a conflict and changes nothing."""
+        """Apply workers' reports; a stale lease is a conflict and changes nothing.
+
+        A batch of successes takes the columnar ``complete`` path."""
+        if items and all(item.status == "succeeded" for item in items):
+            return self.complete(
+                now,
+                tenant,
+                [item.jid for item in items],
+                [item.token for item in items],
+                [item.output for item in items],
+            )
+        return self._ack_items(now, tenant, items)
+
+    def _ack_items(
+        self, now: int, tenant: str, items: Sequence[AckItem]
+    ) -> tuple[list[AckReply], list[Record]]:
+        """The general ack: any mix of statuses, item by item after one release call."""
         for item in items:
             if type(item.status) is not str or item.status not in ACK_STATUSES:
                 raise ValidationFailed(f"unknown status {item.status!r}")

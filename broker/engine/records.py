@@ -23,13 +23,13 @@ class Submitted(NamedTuple):
 
 
 class Leased(NamedTuple):
-    """Attempts that started: ``jobs[i]`` is leased with ``tokens[i]``."""
+    """Attempts that started: ``jobs[i]`` is leased with ``tokens[i]`` until ``deadlines[i]``."""
 
     at: int
     worker: str
     jobs: list[Job]
     tokens: list[int]
-    deadline: int
+    deadlines: list[int]
 
 
 class Extended(NamedTuple):
@@ -38,7 +38,7 @@ class Extended(NamedTuple):
     at: int
     jids: list[int]
     tokens: list[int]
-    deadline: int
+    deadlines: list[int]
     progress: list[bytes | None]
 
 

@@ -168,17 +168,7 @@ class Broker:
     async def ack(self, tenant: str, items: Sequence[AckItem]) -> list[AckReply]:
         self._refuse_if_saturated()
         self.ticker.tick()  # an ack after the lease deadline is a conflict, reaper or not
-        now = self.clock.now_ms()
-        if all(item.status == "succeeded" for item in items):
-            replies, records = self.engine.complete(
-                now,
-                tenant,
-                [item.jid for item in items],
-                [item.token for item in items],
-                [item.output for item in items],
-            )
-        else:
-            replies, records = self.engine.ack(now, tenant, items)
+        replies, records = self.engine.ack(self.clock.now_ms(), tenant, items)
         self.counters["acked"] += len(items)
         self._after(records)
         await self.flusher.commit(records)

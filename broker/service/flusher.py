@@ -65,7 +65,6 @@ class Flusher:
         self.healthy = True
         self.last_error = ""
         self.flushes = 0
-        self.rows_written = 0
         self.failures = 0
 
     # -- what the broker calls ----------------------------------------------------
@@ -202,6 +201,5 @@ class Flusher:
                 log.warning("ledger write recovered after %d failures", self.failures)
             self.healthy = True
             self.flushes += 1
-            self.rows_written += len(batch)
             self.unfolded += len(batch.history)
             return

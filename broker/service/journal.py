@@ -145,9 +145,8 @@ class Journal:
 
     def _leased(self, record: Leased) -> None:
         at = record.at
-        deadline = record.deadline
         worker = record.worker
-        for job, token in zip(record.jobs, record.tokens, strict=True):
+        for job, token, deadline in zip(record.jobs, record.tokens, record.deadlines, strict=True):
             event = _Event(at, LEASED, job.attempt, token)
             event.worker = worker
             event.leased_at = at
@@ -156,10 +155,10 @@ class Journal:
 
     def _extended(self, record: Extended) -> None:
         jobs = self.engine.jobs
-        for jid, token in zip(record.jids, record.tokens, strict=True):
+        for jid, token, deadline in zip(record.jids, record.tokens, record.deadlines, strict=True):
             job = jobs.get(jid)
             if job is not None:
-                self._attempt(job, token, record.at).deadline = record.deadline
+                self._attempt(job, token, record.at).deadline = deadline
 
     def _finished(self, record: Finished) -> None:
         for i, job in enumerate(record.jobs):

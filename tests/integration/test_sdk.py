@@ -54,8 +54,12 @@ class Broker:
 def config(tmp_path: Path, port: int = 0) -> Config:
     # short retry backoff so "failed, then retried" tests take milliseconds
     engine = EngineSettings(retry_base_ms=20, retry_cap_ms=50)
-    return Config(port=port, store=f"sqlite:///{tmp_path}/ledger.db", var_dir=tmp_path / "var",
-                  service=ServiceSettings(engine=engine))
+    return Config(
+        port=port,
+        store=f"sqlite:///{tmp_path}/ledger.db",
+        var_dir=tmp_path / "var",
+        service=ServiceSettings(engine=engine),
+    )
 
 
 @pytest.fixture
@@ -89,10 +93,12 @@ async def stop(worker: Worker, task: asyncio.Task[None]) -> None:
 
 # -- producer --------------------------------------------------------------------------------
 async def test_submit_and_get_round_trip(broker: Broker) -> None:
-    replies = await broker.producer.submit([
-        {"jobType": "t", "payload": {"a": 1}, "priority": 7},
-        {"jobType": "t", "payload": [1, 2], "maxAttempts": 2},
-    ])
+    replies = await broker.producer.submit(
+        [
+            {"jobType": "t", "payload": {"a": 1}, "priority": 7},
+            {"jobType": "t", "payload": [1, 2], "maxAttempts": 2},
+        ]
+    )
     assert [r["state"] for r in replies] == ["ready", "ready"]
     first = await broker.producer.get(replies[0]["jobId"])
     assert first["payload"] == {"a": 1} and first["priority"] == 7 and first["state"] == "ready"
@@ -118,8 +124,9 @@ async def test_same_idempotency_key_replays_the_same_jobs(broker: Broker) -> Non
         assert second == first
         assert broker.count(states.READY) == 2
         with pytest.raises(ApiError) as conflict:
-            await client.request("POST", path, {"jobs": [{"jobType": "t", "payload": 2}]},
-                                 headers=headers)
+            await client.request(
+                "POST", path, {"jobs": [{"jobType": "t", "payload": 2}]}, headers=headers
+            )
         assert conflict.value.code == "IDEMPOTENCY_CONFLICT"
 
 
@@ -145,9 +152,12 @@ async def test_producer_retries_503_honouring_retry_after() -> None:
         if len(seen) <= 2:
             return web.json_response(
                 {"error": {"code": "BACKPRESSURE", "message": "busy", "traceId": "t"}},
-                status=503, headers={"Retry-After": "0"})
-        return web.json_response({"jobs": [{"jobId": "j", "state": "ready",
-                                            "deduplicated": False}]}, status=201)
+                status=503,
+                headers={"Retry-After": "0"},
+            )
+        return web.json_response(
+            {"jobs": [{"jobId": "j", "state": "ready", "deduplicated": False}]}, status=201
+        )
 
     runner = await fake_server(answer)
     try:
@@ -177,8 +187,11 @@ async def test_producer_gives_up_and_does_not_retry_refusals() -> None:
     async def answer(request: web.Request) -> web.Response:
         calls.append(1)
         code, status = ("VALIDATION_FAILED", 400) if request.method == "POST" else ("X", 503)
-        return web.json_response({"error": {"code": code, "message": "no", "traceId": "tr"}},
-                                 status=status, headers={"Retry-After": "0"})
+        return web.json_response(
+            {"error": {"code": code, "message": "no", "traceId": "tr"}},
+            status=status,
+            headers={"Retry-After": "0"},
+        )
 
     runner = await fake_server(answer)
     try:
@@ -245,8 +258,11 @@ async def test_failure_is_retried_then_succeeds(broker: Broker) -> None:
     assert job["state"] == "succeeded" and job["attempt"] == 2 and worker.failed == 1
     first = job["attempts"][0]
     assert first["status"] == "failed"
-    assert first["error"] == {"class": "ConnectionResetError", "message": "upstream hung up",
-                              "retryable": True}
+    assert first["error"] == {
+        "class": "ConnectionResetError",
+        "message": "upstream hung up",
+        "retryable": True,
+    }
 
 
 async def test_non_retryable_goes_dead_and_timeouts_are_timed_out(broker: Broker) -> None:
@@ -260,7 +276,8 @@ async def test_non_retryable_goes_dead_and_timeouts_are_timed_out(broker: Broker
             raise RetryAfter(0.05, "upstream said later")
 
     replies = await broker.producer.submit(
-        [{"jobType": "t", "payload": {"kind": k}} for k in ("bad", "slow", "later")])
+        [{"jobType": "t", "payload": {"kind": k}} for k in ("bad", "slow", "later")]
+    )
     worker = broker.worker(handle)
     task = asyncio.create_task(worker.run())
     await eventually(lambda: worker.succeeded == 2 and worker.failed == 3)
@@ -268,8 +285,11 @@ async def test_non_retryable_goes_dead_and_timeouts_are_timed_out(broker: Broker
 
     bad, slow, later = [await broker.producer.get(r["jobId"]) for r in replies]
     assert bad["state"] == "dead" and bad["attempt"] == 1
-    assert bad["attempts"][0]["error"] == {"class": "NonRetryable", "message": "malformed input",
-                                           "retryable": False}
+    assert bad["attempts"][0]["error"] == {
+        "class": "NonRetryable",
+        "message": "malformed input",
+        "retryable": False,
+    }
     assert slow["state"] == "succeeded" and slow["attempts"][0]["status"] == "timed_out"
     assert later["state"] == "succeeded"
     assert later["attempts"][0]["error"]["retryAfterSeconds"] == 0.05

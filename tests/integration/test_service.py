@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from broker import states
-from broker.engine import AckItem, EngineSettings, JobMeta, JobSpec
+from broker.engine import AckItem, JobMeta, JobSpec
 from broker.errors import Backpressure
 from broker.service import Broker, ManualClock, ServiceSettings
 from broker.store import FlushBatch, Ledger, MemoryLedger
@@ -169,10 +169,6 @@ async def test_stop_writes_pending_claims(tmp_path: Path) -> None:
         stored is not None and stored.job.state == states.LEASED and stored.job.lease_worker == "w"
     )
     await ledger.close()
-
-
-def test_settings_defaults() -> None:
-    assert ServiceSettings().engine == EngineSettings()
 
 
 async def test_a_lease_past_its_deadline_is_fenced_before_the_reaper_runs() -> None:

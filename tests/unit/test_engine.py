@@ -113,8 +113,9 @@ def test_claim_respects_max_types_and_tenant(engine: Engine) -> None:
 def test_claim_without_lease_uses_each_jobs_default(engine: Engine) -> None:
     submit(engine, 1, lease_ms=5_000)
     submit(engine, 1, lease_ms=2_000)
-    grant, _ = engine.claim(100, T, "w", ["scan"], 10)
+    grant, (record,) = engine.claim(100, T, "w", ["scan"], 10)
     assert grant.deadlines == [5_100, 2_100]
+    assert record.deadlines == [5_100, 2_100]  # the ledger sees each job's own deadline
     assert [engine.leases.deadline_of(j.jid) for j in grant.jobs] == [5_100, 2_100]
 
 
@@ -351,7 +352,7 @@ def test_next_wakeup(engine: Engine) -> None:
 
 # -- the columnar success path -----------------------------------------------------
 def test_complete_matches_ack(new_engine: Callable[..., Engine]) -> None:
-    """complete() answers exactly as ack() with 'succeeded' items, in every case."""
+    """complete() answers exactly as the general, item-by-item ack path, in every case."""
     answers = []
     for use_complete in (True, False):
         engine = new_engine()
@@ -381,7 +382,7 @@ def test_complete_matches_ack(new_engine: Callable[..., Engine]) -> None:
                 AckItem(j, t, "succeeded", output=o)
                 for (j, t), o in zip(batch, outputs, strict=True)
             ]
-            replies, records = engine.ack(5, T, items)
+            replies, records = engine._ack_items(5, T, items)  # noqa: SLF001 - the general path
         (fin,) = records
         answers.append(
             (replies, [j.jid for j in fin.jobs], fin.tokens, fin.states, len(fin.outputs))

@@ -190,13 +190,13 @@ def describe(records: list[Any]) -> list[tuple[Any, ...]]:
         if isinstance(r, Submitted | Changed):
             out.append((type(r).__name__, r.at, [j.jid for j in r.jobs]))
         elif isinstance(r, Leased):
-            out.append(("Leased", r.at, [j.jid for j in r.jobs], r.tokens, r.deadline))
+            out.append(("Leased", r.at, [j.jid for j in r.jobs], r.tokens, r.deadlines))
         elif isinstance(r, Finished):
             out.append(
                 ("Finished", r.at, [j.jid for j in r.jobs], r.tokens, r.statuses, r.states, r.due)
             )
         else:
-            out.append(("Extended", r.at, r.jids, r.tokens, r.deadline))
+            out.append(("Extended", r.at, r.jids, r.tokens, r.deadlines))
     return out
 
 
