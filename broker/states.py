@@ -36,8 +36,10 @@ ALLOWED: Final = (
     _mask(LEASED, PENDING, CANCELED, BLOCKED),  # ready
     _mask(SUCCEEDED, PENDING, READY, DEAD, CANCELED),  # leased
     _mask(),  # succeeded
-    _mask(),  # dead (a replay clones it into a new job)
-    _mask(),  # canceled
+    # a dead or canceled job leaves its state only by an operator's replay of
+    # its run (a standalone replay clones it into a new job instead)
+    _mask(READY, PENDING),  # dead
+    _mask(READY, PENDING),  # canceled
     _mask(READY, PENDING, CANCELED),  # blocked (replay, cancel)
 )
 

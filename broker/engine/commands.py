@@ -31,6 +31,8 @@ class JobSpec(NamedTuple):
     lease_ms: int | None = None
     not_before: int = 0
     meta: JobMeta | None = None
+    #: run-local keys of the jobs this one waits for (needs ``meta.run_id``)
+    depends_on: tuple[str, ...] = ()
 
 
 class SubmitReply(NamedTuple):
@@ -38,6 +40,14 @@ class SubmitReply(NamedTuple):
     state: int
     deduplicated: bool
     created: int  # the job's creation time (ms), part of its public id
+
+
+class RunReply(NamedTuple):
+    """A run created (or found again by its token): its jobs in request order."""
+
+    run_id: str
+    deduplicated: bool
+    jobs: list[SubmitReply]
 
 
 class Grant(NamedTuple):

@@ -32,14 +32,16 @@ from .commands import (
     Grant,
     HeartbeatReply,
     JobSpec,
+    RunReply,
     SubmitReply,
 )
 from .idempotency import IdempotencyKeys
 from .interner import Interner
 from .job import Job, JobMeta
 from .recent import RecentJobs
-from .records import Changed, Extended, Finished, Leased, Record, Submitted
+from .records import Audited, Changed, Extended, Finished, Leased, Record, Submitted
 from .retry import RetryPolicy
+from .runs import Member, Run, Runs
 from .settings import EngineSettings
 
 _LEASED_MASK = 1 << S.LEASED
@@ -78,6 +80,7 @@ class Engine:
         # finished jobs stay reachable for a while so a repeated ack gets the same answer
         self._recent = RecentJobs(self.settings.recent_finished)
         self._keys = IdempotencyKeys(self.settings.idempotency_retention_ms)
+        self.runs = Runs(self, kernels)
 
     # -- queries ------------------------------------------------------------
     def finished_state(self, jid: int) -> int:
@@ -99,34 +102,23 @@ class Engine:
         rows: Iterable[Any],
         keyed: Iterable[Any],
         decode_meta: Callable[[bytes | None], JobMeta | None],
+        runs: Iterable[Any] = (),
+        members: Iterable[Any] = (),
     ) -> None:
         """Rebuild the hot structures from a store, before serving anything.
 
         ``rows`` are live jobs in submission (jid) order and ``keyed`` are
         recently finished jobs whose idempotency keys must keep deduping; both
-        carry the fields of ``broker.store.JobRow``.
+        carry the fields of ``broker.store.JobRow``. ``runs`` (``RunRow``s) are
+        the runs of live jobs and recent runs with a token; ``members`` the
+        finished jobs of those runs that still have live ones.
         """
         ready: list[Job] = []
+        timed: list[tuple[Job, int]] = []
         counts = self.state_counts
         for row in rows:
-            job = Job(
-                row.jid,
-                self.tenants.id(row.tenant),
-                self.job_types.id(row.job_type),
-                row.priority,
-                row.max_attempts,
-                row.lease_ms,
-                row.created,
-                row.not_before,
-                row.payload,
-                decode_meta(row.meta),
-                row.state,
-            )
-            job.attempt = row.attempt
-            job.last_token = row.last_token
-            job.last_status = row.last_status or ""
+            job = self._job_from_row(row, decode_meta(row.meta))
             self.jobs[job.jid] = job
-            self.next_jid = max(self.next_jid, job.jid + 1)
             if job.state == S.LEASED:
                 self.leases.restore(
                     job.jid, row.lease_token, self.workers.id(row.lease_worker), row.lease_deadline
@@ -134,12 +126,16 @@ class Engine:
             elif job.state == S.READY:
                 ready.append(job)
             elif job.state == S.PENDING:
-                self.timers.add(job.jid, max(row.due, row.not_before))
+                timed.append((job, max(row.due, row.not_before)))
             if job.meta is not None and job.meta.idempotency_key is not None:
                 self._keys.claim(job.tenant, job.meta.idempotency_key, job.jid)
             counts[job.state] += 1
+        self._restore_runs(runs, members, decode_meta)
+        for job, due in timed:
+            if not self.runs.waiting(job.jid):  # a job waiting on parents has no timer
+                self.timers.add(job.jid, due)
         if ready:
-            self._enqueue(ready)
+            self.enqueue(ready)
         for row in keyed:
             meta = decode_meta(row.meta)
             if meta is None or meta.idempotency_key is None:
@@ -150,13 +146,65 @@ class Engine:
             )
             self.next_jid = max(self.next_jid, row.jid + 1)
 
+    def _restore_runs(
+        self,
+        runs: Iterable[Any],
+        members: Iterable[Any],
+        decode_meta: Callable[[bytes | None], JobMeta | None],
+    ) -> None:
+        by_run: dict[str, list[Member]] = {}
+        for job in self.jobs.values():
+            meta = job.meta
+            if meta is not None and meta.run_id is not None:
+                by_run.setdefault(meta.run_id, []).append(
+                    (job.jid, job.state, meta.parents or (), meta.key)
+                )
+        for row in members:
+            meta = decode_meta(row.meta)
+            if meta is not None and meta.run_id is not None:
+                by_run.setdefault(meta.run_id, []).append(
+                    (row.jid, row.state, meta.parents or (), meta.key)
+                )
+        for row in runs:
+            tid = self.tenants.id(row.tenant)
+            if row.token is not None:
+                self.runs.tokens[(tid, row.token)] = row.run_id
+            if row.run_id in by_run:
+                run = Run(row.run_id, tid, row.token, row.created, row.status)
+                self.runs.load(run, by_run[row.run_id])
+
+    def load_run(self, row: Any, members: Iterable[Any], decode_meta: Any) -> None:
+        """Bring a finished run (``RunRow`` and its job rows) back from the ledger,
+        so that jobs can join it or its failed jobs be replayed."""
+        if row.run_id in self.runs.live:
+            return
+        run = Run(row.run_id, self.tenants.id(row.tenant), row.token, row.created, row.status)
+        wired: list[Member] = []
+        for member in members:
+            meta = decode_meta(member.meta)
+            wired.append((member.jid, member.state, meta.parents or (), meta.key))
+        self.runs.load(run, wired)
+        self.runs.live[run.run_id] = run  # held until the caller's command settles it
+
+    def knows_run(self, run_id: str) -> bool:
+        return run_id in self.runs.live
+
     # -- commands -------------------------------------------------------------
     def submit(
         self, now: int, tenant: str, specs: Sequence[JobSpec]
     ) -> tuple[list[SubmitReply], list[Record]]:
-        """Create jobs (all or nothing); a known idempotency key returns its job instead."""
+        """Create jobs (all or nothing); a known idempotency key returns its job instead.
+
+        Jobs with a ``runId`` join that run (all jobs of the batch must name the
+        same one) and are wired to its jobs by ``dependsOn``."""
         self._check_specs(specs)
         tid = self.tenants.id(tenant)
+        run_id = _run_of(specs)
+        if run_id is not None:
+            run = self.runs.find(tid, run_id)
+            if run is None:
+                raise NotFound(f"run {run_id} not found")
+            return self._submit_wired(now, tid, run, specs, require_keys=False)
         self._keys.expire(now)
         cfg = self.settings
         replies: list[SubmitReply] = []
@@ -197,8 +245,119 @@ class Engine:
             created.append(job)
             replies.append(SubmitReply(jid, job.state, False, now))
         if ready:
-            self._enqueue(ready)
+            self.enqueue(ready)
         return replies, ([Submitted(now, created)] if created else [])
+
+    def create_run(
+        self, now: int, tenant: str, run_id: str, token: str | None, specs: Sequence[JobSpec]
+    ) -> tuple[RunReply, list[Record]]:
+        """Create a run with its jobs and edges at once, or find it again by ``token``."""
+        if not specs:
+            raise ValidationFailed("a run needs at least one job")
+        self._check_specs(specs)
+        tid = self.tenants.id(tenant)
+        if token is not None:
+            known = self.runs.tokens.get((tid, token))
+            if known is not None:
+                return RunReply(known, True, []), []
+        for index, spec in enumerate(specs):
+            if spec.meta is not None and spec.meta.run_id not in (None, run_id):
+                raise ValidationFailed(
+                    "jobs of a new run cannot name another run",
+                    details=[{"field": f"jobs[{index}].runId", "problem": "must be omitted"}],
+                )
+        wired = [
+            spec._replace(meta=(spec.meta or JobMeta())._replace(run_id=run_id)) for spec in specs
+        ]
+        run = self.runs.new_run(now, tid, run_id, token)
+        try:
+            replies, records = self._submit_wired(now, tid, run, wired, require_keys=True)
+        except BaseException:
+            if token is not None:
+                self.runs.tokens.pop((tid, token), None)
+            raise
+        return RunReply(run_id, False, replies), records
+
+    def _submit_wired(
+        self, now: int, tid: int, run: Run, specs: Sequence[JobSpec], require_keys: bool
+    ) -> tuple[list[SubmitReply], list[Record]]:
+        for index, spec in enumerate(specs):
+            if spec.meta is not None and spec.meta.idempotency_key is not None:
+                raise ValidationFailed(
+                    "jobs in a run are deduplicated by the run's runToken",
+                    details=[{"field": f"jobs[{index}].idempotencyKey", "problem": "not allowed"}],
+                )
+        jobs, run_records = self.runs.submit(now, tid, run, specs, require_keys)
+        counts = self.state_counts
+        ready: list[Job] = []
+        for job in jobs:
+            self.jobs[job.jid] = job
+            counts[job.state] += 1
+            if job.state == S.READY:
+                ready.append(job)
+            elif job.state == S.PENDING and not self.runs.waiting(job.jid):
+                self.timers.add(job.jid, job.not_before)
+        if ready:
+            self.enqueue(ready)
+        replies = [SubmitReply(job.jid, job.state, False, now) for job in jobs]
+        return replies, [*run_records, Submitted(now, jobs)]
+
+    def new_job(self, jid: int, tid: int, spec: JobSpec, now: int, meta: JobMeta | None) -> Job:
+        """A fresh job, pending until the caller places it."""
+        cfg = self.settings
+        return Job(
+            jid,
+            tid,
+            self.job_types.id(spec.job_type),
+            spec.priority,
+            spec.max_attempts or cfg.default_max_attempts,
+            spec.lease_ms or cfg.default_lease_ms,
+            now,
+            spec.not_before,
+            spec.payload,
+            meta,
+            S.PENDING,
+        )
+
+    def cancel_run(self, now: int, tenant: str, run_id: str) -> tuple[int, list[Record]]:
+        """Cancel every live job of a run (leased ones too: their acks then conflict)."""
+        run = self.runs.find(self.tenants.find(tenant), run_id)
+        if run is None:
+            return 0, []
+        jobs, records = self.runs.cancel(now, run)
+        return len(jobs), records
+
+    def replay_targets(self, tenant: str, run_id: str, jids: Sequence[int]) -> list[int]:
+        """The finished jobs a replay of ``jids`` in the run brings back (their
+        rows must be read from the ledger and passed to ``replay_run``)."""
+        run = self.runs.find(self.tenants.find(tenant), run_id)
+        if run is None:
+            raise NotFound(f"run {run_id} has no job that can be replayed")
+        return self.runs.replay_targets(run, jids)
+
+    def replay_run(
+        self,
+        now: int,
+        tenant: str,
+        run_id: str,
+        jids: Sequence[int],
+        rows: Sequence[Any],
+        decode_meta: Callable[[bytes | None], JobMeta | None],
+        actor: str,
+        reason: str,
+    ) -> tuple[list[Job], list[Record]]:
+        """Partial replay: re-run the named failed or blocked jobs and everything
+        downstream of them; succeeded jobs are kept."""
+        targets = self.replay_targets(tenant, run_id, jids)
+        by_jid = {row.jid: row for row in rows}
+        if sorted(by_jid) != targets:
+            raise IllegalTransition(-1, "changed", "replayed")  # raced with another command
+        run = self.runs.live[run_id]
+        revive = [self._job_from_row(by_jid[jid], decode_meta(by_jid[jid].meta)) for jid in targets]
+        jobs, records = self.runs.replay(now, run, revive)
+        target = f"{run_id}:" + ",".join(map(str, jids))
+        records.append(Audited(now, tenant, actor, "run.replay", target, reason, None))
+        return jobs, records
 
     def claim(
         self,
@@ -317,16 +476,16 @@ class Engine:
         n = len(jids)
         done: list[Job] = found  # type: ignore[assignment]  # all found, checked above
         deque(map(jobs.__delitem__, jids), maxlen=0)  # delete them all at C speed
-        keyed: list[Job] = []
+        described: list[Job] = []
         for job, token in zip(done, tokens, strict=True):
             job.state = S.SUCCEEDED
             job.last_token = token
             job.last_status = "succeeded"
-            if job.meta is not None and job.meta.idempotency_key is not None:
-                keyed.append(job)
+            if job.meta is not None:
+                described.append(job)
         self._recent.add_many(jids, done)
-        for job in keyed:
-            self._remember_key(now, job)
+        for job in described:
+            self._after_finish(now, job, S.LEASED)
         self.state_counts[S.LEASED] -= n
         self.state_counts[S.SUCCEEDED] += n
         replies = [_ACCEPTED_SUCCEEDED] * n
@@ -340,7 +499,7 @@ class Engine:
             [None] * n,
             list(outputs) if outputs is not None else [None] * n,
         )
-        return replies, [fin]
+        return replies, ([fin, *self.runs.settle(now)] if described else [fin])
 
     def _complete_some(
         self,
@@ -367,7 +526,8 @@ class Engine:
             job.state = S.SUCCEEDED
             job.last_token = token
             job.last_status = "succeeded"
-            self._remember(now, job)
+            self._recent.add(job)
+            self._after_finish(now, job, S.LEASED)
             done.append(job)
             done_tokens.append(token)
             done_outputs.append(outputs[index] if outputs is not None else None)
@@ -381,7 +541,7 @@ class Engine:
             now, done, done_tokens, ["succeeded"] * n, [S.SUCCEEDED] * n, [0] * n, [None] * n,
             done_outputs,
         )  # fmt: skip
-        return replies, [fin]
+        return replies, [fin, *self.runs.settle(now)]
 
     def ack(
         self, now: int, tenant: str, items: Sequence[AckItem]
@@ -429,7 +589,7 @@ class Engine:
                 replies.append(AckReply(ACCEPTED, state))
             else:
                 replies.append(self._repeat_ack(tid, item))
-        return replies, ([fin] if fin.jobs else [])
+        return replies, ([fin, *self.runs.settle(now)] if fin.jobs else [])
 
     def cancel(self, now: int, tenant: str, jid: int) -> tuple[int, list[Record]]:
         """Operator cancel of one job, leased or not; its worker's ack then conflicts."""
@@ -441,15 +601,19 @@ class Engine:
                 raise IllegalTransition(jid, S.NAMES[done.state], "canceled")
             raise NotFound(f"job {jid} not found")
         self._check_move(job, S.CANCELED)
+        self.withdraw(job)
+        self.retire(now, job, S.CANCELED, job.last_token, "canceled")
+        return S.CANCELED, [Changed(now, [job], S.CANCELED, "canceled"), *self.runs.settle(now)]
+
+    def withdraw(self, job: Job) -> None:
+        """Take a live job out of the kernel that holds it (before a cancel)."""
         if job.state == S.READY:
-            self.ready.remove(jid)
+            self.ready.remove(job.jid)
         elif job.state == S.PENDING:
-            self.timers.remove(jid)
+            self.timers.remove(job.jid)
         elif job.state == S.LEASED:
-            job.last_token = self.leases.revoke(jid)
+            job.last_token = self.leases.revoke(job.jid)
             job.last_status = "canceled"
-        self._retire(now, job, S.CANCELED, job.last_token, "canceled")
-        return S.CANCELED, [Changed(now, [job], S.CANCELED, "canceled")]
 
     def expire_leases(self, now: int, limit: int = -1) -> list[Record]:
         """Take back leases whose deadline passed: ready again, or dead when spent."""
@@ -464,15 +628,15 @@ class Engine:
             job.last_token = token
             job.last_status = "expired"
             if job.attempt >= job.max_attempts:
-                self._retire(now, job, S.DEAD, token, "expired")
+                self.retire(now, job, S.DEAD, token, "expired")
             else:
-                self._move(job, S.READY)
+                self.move(job, S.READY)
                 back.append(job)
             _append_finished(fin, job, token, "expired", job.state, 0, None, None)
         if back:
             # expired jobs were taken from the head of their queues: put them back there
-            self._enqueue(back, front=True)
-        return [fin]
+            self.enqueue(back, front=True)
+        return [fin, *self.runs.settle(now)]
 
     def release_due(self, now: int, limit: int = -1) -> list[Record]:
         """Make jobs whose not-before or retry backoff has passed claimable."""
@@ -481,12 +645,12 @@ class Engine:
             return []
         jobs = [self.jobs[jid] for jid in due]
         for job in jobs:
-            self._move(job, S.READY)
-        self._enqueue(jobs)
+            self.move(job, S.READY)
+        self.enqueue(jobs)
         return [Changed(now, jobs, S.READY, "due")]
 
     # -- internals ------------------------------------------------------------
-    def _enqueue(self, jobs: list[Job], front: bool = False) -> None:
+    def enqueue(self, jobs: list[Job], front: bool = False) -> None:
         """Make jobs claimable: to the back of their lanes, or back to the head."""
         push = self.ready.push_front_many if front else self.ready.push_many
         push(
@@ -535,15 +699,15 @@ class Engine:
         job.last_status = status
         due = 0
         if status == "succeeded":
-            self._retire(now, job, S.SUCCEEDED, item.token, status)
+            self.retire(now, job, S.SUCCEEDED, item.token, status)
         elif status == "canceled":
-            self._retire(now, job, S.CANCELED, item.token, status)
+            self.retire(now, job, S.CANCELED, item.token, status)
         elif item.retryable and job.attempt < job.max_attempts:
             due = now + self.retry.delay(job.attempt, item.retry_after_ms)
-            self._move(job, S.PENDING)
+            self.move(job, S.PENDING)
             self.timers.add(job.jid, due)
         else:
-            self._retire(now, job, S.DEAD, item.token, status)
+            self.retire(now, job, S.DEAD, item.token, status)
         _append_finished(fin, job, item.token, status, job.state, due, item.error, item.output)
         return job.state
 
@@ -565,25 +729,58 @@ class Engine:
         if not S.ALLOWED[job.state] >> dst & 1:
             raise IllegalTransition(job.jid, S.NAMES[job.state], S.NAMES[dst])
 
-    def _move(self, job: Job, dst: int) -> None:
+    def move(self, job: Job, dst: int, revive: bool = False) -> None:
+        """Change a live job's state; ``revive``: it comes back from a terminal
+        state, whose count (every job that ever got there) stays."""
         self._check_move(job, dst)
-        self.state_counts[job.state] -= 1
+        if not revive:
+            self.state_counts[job.state] -= 1
         self.state_counts[dst] += 1
         job.state = dst
 
-    def _retire(self, now: int, job: Job, dst: int, token: int, status: str) -> None:
-        """Move a job to a terminal state and out of the live table."""
-        self._move(job, dst)
+    def retire(
+        self, now: int, job: Job, dst: int, token: int, status: str, propagate: bool = True
+    ) -> None:
+        """Move a job to a terminal state and out of the live table; ``propagate``:
+        its run (if any) learns of it at the command's ``runs.settle``."""
+        was = job.state
+        self.move(job, dst)
         job.last_token = token
         job.last_status = status
         del self.jobs[job.jid]
-        self._remember(now, job)
-
-    def _remember(self, now: int, job: Job) -> None:
-        """Keep a finished job reachable for repeated acks and idempotency keys."""
         self._recent.add(job)
-        if job.meta is not None and job.meta.idempotency_key is not None:
+        self._after_finish(now, job, was if propagate else -1)
+
+    def _after_finish(self, now: int, job: Job, was: int) -> None:
+        """Remember a finished job's idempotency key; tell its run (``was`` >= 0)."""
+        meta = job.meta
+        if meta is None:
+            return
+        if meta.idempotency_key is not None:
             self._remember_key(now, job)
+        if meta.run_id is not None and was >= 0:
+            self.runs.retired(job, was)
+
+    def _job_from_row(self, row: Any, meta: JobMeta | None) -> Job:
+        """A job as a store row describes it (recovery, replay)."""
+        job = Job(
+            row.jid,
+            self.tenants.id(row.tenant),
+            self.job_types.id(row.job_type),
+            row.priority,
+            row.max_attempts,
+            row.lease_ms,
+            row.created,
+            row.not_before,
+            row.payload,
+            meta,
+            row.state,
+        )
+        job.attempt = row.attempt
+        job.last_token = row.last_token
+        job.last_status = row.last_status or ""
+        self.next_jid = max(self.next_jid, job.jid + 1)
+        return job
 
     def _remember_key(self, now: int, job: Job) -> None:
         """A finished job's idempotency key keeps deduping for the retention time."""
@@ -611,7 +808,7 @@ class Engine:
             expected = {
                 "ready": job.state == S.READY,
                 "leased": job.state == S.LEASED,
-                "timer": job.state == S.PENDING,
+                "timer": job.state == S.PENDING and not self.runs.waiting(jid),
             }
             if where != expected:
                 errors.append(f"job {jid} in state {S.NAMES[job.state]} but {where}")
@@ -627,6 +824,22 @@ class Engine:
         if len(self.ready) != counts[S.READY] or len(self.leases) != counts[S.LEASED]:
             errors.append("kernel sizes differ from the job table")
         return errors
+
+
+def _run_of(specs: Sequence[JobSpec]) -> str | None:
+    """The run a batch joins: None, or the one ``runId`` all its jobs name."""
+    named = {spec.meta.run_id if spec.meta is not None else None for spec in specs}
+    for index, spec in enumerate(specs):
+        if spec.depends_on and (spec.meta is None or spec.meta.run_id is None):
+            raise ValidationFailed(
+                "dependsOn needs a runId",
+                details=[{"field": f"jobs[{index}].runId", "problem": "required with dependsOn"}],
+            )
+    if named == {None}:
+        return None
+    if len(named) > 1:
+        raise ValidationFailed("all jobs of a submission that joins a run must name the same run")
+    return named.pop()
 
 
 def _append_finished(

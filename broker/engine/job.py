@@ -23,6 +23,10 @@ class JobMeta(NamedTuple):
     source_host: str | None = None
     run_id: str | None = None
     key: str | None = None
+    #: the jobs of the same run this one waits for (resolved from ``dependsOn``)
+    parents: tuple[int, ...] | None = None
+    #: the job this one replays (a clone made by ``POST /jobs/{id}/replay``)
+    replay_of: int | None = None
 
 
 class Job:

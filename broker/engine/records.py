@@ -70,4 +70,28 @@ class Changed(NamedTuple):
     reason: str
 
 
-Record = Submitted | Leased | Extended | Finished | Changed
+class RunChanged(NamedTuple):
+    """A run was created or its status changed (``running``, ``succeeded``, ``failed``,
+    ``canceled``); carries the whole run so a store can upsert it."""
+
+    at: int
+    run_id: str
+    tenant: str
+    token: str | None
+    created: int
+    status: str
+
+
+class Audited(NamedTuple):
+    """An operator action, with who asked and why (the audit log)."""
+
+    at: int
+    tenant: str
+    actor: str
+    action: str
+    target: str
+    reason: str | None
+    ticket: str | None
+
+
+Record = Submitted | Leased | Extended | Finished | Changed | RunChanged | Audited

@@ -9,7 +9,18 @@ from __future__ import annotations
 
 from .base import Ledger
 from .memory import MemoryLedger
-from .rows import Attempt, FlushBatch, HistoryRow, JobHistory, JobRow, LiveState, Transition
+from .rows import (
+    Attempt,
+    AuditRow,
+    FlushBatch,
+    HistoryRow,
+    JobHistory,
+    JobRow,
+    LiveState,
+    RunHistory,
+    RunRow,
+    Transition,
+)
 
 
 def ledger_for(url: str, sqlite_synchronous: str = "FULL") -> Ledger:
@@ -31,6 +42,7 @@ def ledger_for(url: str, sqlite_synchronous: str = "FULL") -> Ledger:
 
 __all__ = [
     "Attempt",
+    "AuditRow",
     "FlushBatch",
     "HistoryRow",
     "JobHistory",
@@ -38,6 +50,8 @@ __all__ = [
     "Ledger",
     "LiveState",
     "MemoryLedger",
+    "RunHistory",
+    "RunRow",
     "Transition",
     "ledger_for",
 ]

@@ -82,6 +82,29 @@ class Attempt(NamedTuple):
     output: bytes | None
 
 
+class RunRow(NamedTuple):
+    """A DAG run: created once, its status upserted when it changes."""
+
+    run_id: str
+    tenant: str
+    token: str | None
+    created: int
+    status: str
+    updated: int
+
+
+class AuditRow(NamedTuple):
+    """One operator action in the audit log."""
+
+    at: int
+    tenant: str
+    actor: str
+    action: str
+    target: str
+    reason: str | None
+    ticket: str | None
+
+
 class Transition(NamedTuple):
     at: int
     state: int
@@ -94,9 +117,12 @@ class FlushBatch:
 
     inserts: list[JobRow] = field(default_factory=list)
     history: list[HistoryRow] = field(default_factory=list)
+    runs: list[RunRow] = field(default_factory=list)  # upserted by run_id
+    members: list[tuple[str, int]] = field(default_factory=list)  # (run_id, jid) of new jobs
+    audit: list[AuditRow] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.inserts) + len(self.history)
+        return len(self.inserts) + len(self.history) + len(self.runs) + len(self.audit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,12 +135,22 @@ class JobHistory:
 
 
 @dataclass(frozen=True, slots=True)
+class RunHistory:
+    """A run as ``read_run`` returns it: its row and every job of it, in id order."""
+
+    run: RunRow
+    jobs: list[JobHistory]
+
+
+@dataclass(frozen=True, slots=True)
 class LiveState:
     """What a broker needs to rebuild its hot structures after a restart."""
 
     jobs: list[JobRow]  # every non-terminal job, current state
     next_jid: int  # above every job id ever stored
     recent_keyed: list[JobRow]  # terminal jobs with meta, finished at or after keyed_since
+    runs: list[RunRow] = field(default_factory=list)  # runs with live jobs, recent tokened runs
+    run_members: list[JobRow] = field(default_factory=list)  # finished jobs of runs with live ones
 
 
 def fold(job: JobRow, row: HistoryRow) -> JobRow:

@@ -324,6 +324,11 @@ LEGAL = {
     ("blocked", "ready"),
     ("blocked", "pending"),
     ("blocked", "canceled"),
+    # an operator's replay of a run brings failed jobs back
+    ("dead", "ready"),
+    ("dead", "pending"),
+    ("canceled", "ready"),
+    ("canceled", "pending"),
 }
 
 
@@ -337,7 +342,7 @@ def test_illegal_move_raises_typed_error(engine: Engine) -> None:
     (jid,) = submit(engine)
     job = engine.jobs[jid]
     with pytest.raises(IllegalTransition) as err:
-        engine._move(job, states.SUCCEEDED)
+        engine.move(job, states.SUCCEEDED)
     assert err.value.code == "ILLEGAL_TRANSITION" and job.state == states.READY
 
 
