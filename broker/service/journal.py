@@ -14,8 +14,9 @@ snapshot is consistent without locks.
 from __future__ import annotations
 
 from ..engine import Changed, Engine, Extended, Finished, Job, Leased, Record, Submitted
+from ..engine.records import Audited, RunChanged
 from ..states import LEASED, PENDING
-from ..store import FlushBatch, HistoryRow, JobRow
+from ..store import AuditRow, FlushBatch, HistoryRow, JobRow, RunRow
 from .meta_codec import encode_meta
 
 
@@ -68,11 +69,13 @@ class Journal:
         self._new: dict[int, Job] = {}
         self._touched: dict[int, Job] = {}
         self._events: dict[int, list[_Event]] = {}
+        self._runs: dict[str, RunRow] = {}
+        self._audit: list[AuditRow] = []
         self._now = 0
 
     def __len__(self) -> int:
-        """Jobs waiting to be written (the flush backlog, in jobs)."""
-        return len(self._new) + len(self._touched)
+        """Jobs (and runs, audit entries) waiting to be written: the flush backlog."""
+        return len(self._new) + len(self._touched) + len(self._runs) + len(self._audit)
 
     def add(self, records: list[Record]) -> None:
         for record in records:
@@ -91,6 +94,13 @@ class Journal:
                 for job in record.jobs:
                     event = _Event(record.at, record.state, job.attempt, reason=record.reason)
                     self._event_list(job).append(event)
+            elif isinstance(record, RunChanged):
+                self._runs[record.run_id] = RunRow(
+                    record.run_id, record.tenant, record.token, record.created, record.status,
+                    record.at,
+                )  # fmt: skip
+            elif isinstance(record, Audited):
+                self._audit.append(AuditRow(*record))
 
     def cut(self, now: int | None = None, everything: bool = False) -> FlushBatch:
         """What is ready to be written, as rows; claims younger than ``hold_ms`` stay
@@ -115,10 +125,18 @@ class Journal:
             for event in events[:-1]:
                 history.append(_history_row(jid, event, _event_state(event)))
             history.append(_history_row(jid, events[-1], state_of(self._touched[jid])))
+        members = [
+            (job.meta.run_id, job.jid)
+            for job in self._new.values()
+            if job.meta is not None and job.meta.run_id is not None
+        ]
+        batch = FlushBatch(inserts, history, list(self._runs.values()), members, self._audit)
         self._new = {}
         self._touched = held_jobs
         self._events = held_events
-        return FlushBatch(inserts, history)
+        self._runs = {}
+        self._audit = []
+        return batch
 
     def due_in_ms(self, now: int) -> int:
         """When the oldest held claim must be written (0: now)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 
-from .rows import FlushBatch, JobHistory, LiveState
+from .rows import AuditRow, FlushBatch, JobHistory, LiveState, RunHistory, RunRow
 
 
 class Ledger(abc.ABC):
@@ -27,8 +27,9 @@ class Ledger(abc.ABC):
 
     @abc.abstractmethod
     async def apply(self, batch: FlushBatch) -> None:
-        """Write a whole flush in one transaction: insert the new jobs and
-        append the history rows. Nothing is updated in place here."""
+        """Write a whole flush in one transaction: insert the new jobs, append
+        the history rows, upsert the runs, record run membership and audit
+        entries. No job row is updated in place here."""
 
     @abc.abstractmethod
     async def compact(self, limit: int) -> int:
@@ -43,12 +44,28 @@ class Ledger(abc.ABC):
     @abc.abstractmethod
     async def load_live(self, keyed_since: int) -> LiveState:
         """Every non-terminal job in its current state, the next free job id,
-        and terminal jobs with metadata that finished at or after
-        ``keyed_since`` (ms)."""
+        terminal jobs with metadata that finished at or after ``keyed_since``
+        (ms), the runs of live jobs plus runs with a token created since
+        ``keyed_since``, and the finished jobs of runs that have live ones."""
 
     @abc.abstractmethod
     async def read_job(self, jid: int) -> JobHistory | None:
         """One job in its current state with its attempts and transitions, or None."""
+
+    @abc.abstractmethod
+    async def read_run(self, run_id: str) -> RunHistory | None:
+        """A run with every job of it (current state, attempts, transitions), or None."""
+
+    @abc.abstractmethod
+    async def list_runs(
+        self, tenant: str, status: str | None, before: tuple[int, str] | None, limit: int
+    ) -> list[RunRow]:
+        """A tenant's runs, newest first (created, then run id, descending), only
+        those with ``status`` when given, starting after the cursor ``before``."""
+
+    @abc.abstractmethod
+    async def read_audit(self, tenant: str, limit: int) -> list[AuditRow]:
+        """A tenant's newest audit entries, newest first."""
 
     @abc.abstractmethod
     async def begin_epoch(self) -> int:

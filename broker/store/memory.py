@@ -8,7 +8,18 @@ from __future__ import annotations
 
 from .. import states
 from .base import Ledger
-from .rows import FlushBatch, HistoryRow, JobHistory, JobRow, LiveState, fold, read_history
+from .rows import (
+    AuditRow,
+    FlushBatch,
+    HistoryRow,
+    JobHistory,
+    JobRow,
+    LiveState,
+    RunHistory,
+    RunRow,
+    fold,
+    read_history,
+)
 
 
 class MemoryLedger(Ledger):
@@ -20,6 +31,9 @@ class MemoryLedger(Ledger):
         self._folded = 0  # history rows already folded into _jobs
         self._epoch = 0
         self._open = False
+        self._runs: dict[str, RunRow] = {}
+        self._run_of: dict[int, str] = {}
+        self._audit: list[AuditRow] = []
 
     async def open(self) -> None:
         self._open = True
@@ -38,6 +52,13 @@ class MemoryLedger(Ledger):
         for row in batch.inserts:
             self._jobs[row.jid] = row
         self._history.extend(batch.history)
+        for run in batch.runs:
+            known = self._runs.get(run.run_id)
+            self._runs[run.run_id] = run if known is None else known._replace(
+                status=run.status, updated=run.updated
+            )
+        self._run_of.update((jid, run_id) for run_id, jid in batch.members)
+        self._audit.extend(batch.audit)
 
     async def compact(self, limit: int) -> int:
         self._require_open()
@@ -61,7 +82,47 @@ class MemoryLedger(Ledger):
             for row in jobs
             if row.state in states.TERMINAL and row.meta is not None and row.updated >= keyed_since
         ]
-        return LiveState(live, max(self._jobs, default=0) + 1, keyed)
+        live_runs = {self._run_of[row.jid] for row in live if row.jid in self._run_of}
+        runs = [
+            run
+            for run in self._runs.values()
+            if run.run_id in live_runs or (run.token is not None and run.created >= keyed_since)
+        ]
+        members = [
+            row
+            for row in jobs
+            if row.state in states.TERMINAL and self._run_of.get(row.jid) in live_runs
+        ]
+        return LiveState(live, max(self._jobs, default=0) + 1, keyed, runs, members)
+
+    async def read_run(self, run_id: str) -> RunHistory | None:
+        self._require_open()
+        run = self._runs.get(run_id)
+        if run is None:
+            return None
+        jids = sorted(jid for jid, rid in self._run_of.items() if rid == run_id)
+        jobs = [await self.read_job(jid) for jid in jids]
+        return RunHistory(run, [job for job in jobs if job is not None])
+
+    async def list_runs(
+        self, tenant: str, status: str | None, before: tuple[int, str] | None, limit: int
+    ) -> list[RunRow]:
+        self._require_open()
+        runs = sorted(
+            (r for r in self._runs.values() if r.tenant == tenant),
+            key=lambda r: (r.created, r.run_id),
+            reverse=True,
+        )
+        return [
+            r
+            for r in runs
+            if (status is None or r.status == status)
+            and (before is None or (r.created, r.run_id) < before)
+        ][:limit]
+
+    async def read_audit(self, tenant: str, limit: int) -> list[AuditRow]:
+        self._require_open()
+        return [row for row in reversed(self._audit) if row.tenant == tenant][:limit]
 
     async def read_job(self, jid: int) -> JobHistory | None:
         self._require_open()

@@ -20,7 +20,19 @@ import asyncpg
 
 from . import queries
 from .base import Ledger
-from .rows import FlushBatch, HistoryRow, JobHistory, JobRow, LiveState, read_history
+from .rows import (
+    NO_CURSOR,
+    AuditRow,
+    FlushBatch,
+    HistoryRow,
+    JobHistory,
+    JobRow,
+    LiveState,
+    RunHistory,
+    RunRow,
+    read_history,
+    read_run_history,
+)
 
 _Q = queries.load("broker.store.sql.postgres", "queries.sql")
 _MIGRATION = re.compile(r"(\d{4})_[a-z0-9_]+\.sql\Z")
@@ -91,6 +103,15 @@ class PostgresLedger(Ledger):
                     "history", records=batch.history, columns=HistoryRow._fields,
                     schema_name=self.schema,
                 )  # fmt: skip
+            if batch.members:
+                await conn.copy_records_to_table(
+                    "run_jobs", records=batch.members, columns=("run_id", "jid"),
+                    schema_name=self.schema,
+                )  # fmt: skip
+            if batch.runs:
+                await conn.executemany(_Q["upsert_run"], batch.runs)
+            if batch.audit:
+                await conn.executemany(_Q["append_audit"], batch.audit)
 
     async def compact(self, limit: int) -> int:
         async with self._db().acquire() as conn, conn.transaction():
@@ -115,7 +136,9 @@ class PostgresLedger(Ledger):
             live = [JobRow(*row) for row in await conn.fetch(_Q["live_jobs"])]
             keyed = [JobRow(*row) for row in await conn.fetch(_Q["recent_keyed_jobs"], keyed_since)]
             max_jid = await conn.fetchval(_Q["max_jid"])
-        return LiveState(live, int(max_jid) + 1, keyed)
+            runs = [RunRow(*row) for row in await conn.fetch(_Q["live_runs"], keyed_since)]
+            members = [JobRow(*row) for row in await conn.fetch(_Q["live_run_members"])]
+        return LiveState(live, int(max_jid) + 1, keyed, runs, members)
 
     async def read_job(self, jid: int) -> JobHistory | None:
         async with self._db().acquire() as conn:
@@ -124,6 +147,28 @@ class PostgresLedger(Ledger):
                 return None
             history = [HistoryRow(*h) for h in await conn.fetch(_Q["read_history"], jid)]
         return read_history(JobRow(*row), history)
+
+    async def read_run(self, run_id: str) -> RunHistory | None:
+        async with self._db().acquire() as conn, conn.transaction(isolation="repeatable_read"):
+            row = await conn.fetchrow(_Q["read_run"], run_id)
+            if row is None:
+                return None
+            jobs = [JobRow(*r) for r in await conn.fetch(_Q["read_run_jobs"], run_id)]
+            history = [HistoryRow(*h) for h in await conn.fetch(_Q["read_run_history"], run_id)]
+        return read_run_history(RunRow(*row), jobs, history)
+
+    async def list_runs(
+        self, tenant: str, status: str | None, before: tuple[int, str] | None, limit: int
+    ) -> list[RunRow]:
+        created, run_id = before or NO_CURSOR
+        async with self._db().acquire() as conn:
+            rows = await conn.fetch(_Q["list_runs"], tenant, status, created, run_id, limit)
+        return [RunRow(*row) for row in rows]
+
+    async def read_audit(self, tenant: str, limit: int) -> list[AuditRow]:
+        async with self._db().acquire() as conn:
+            rows = await conn.fetch(_Q["read_audit"], tenant, limit)
+        return [AuditRow(*row) for row in rows]
 
     async def begin_epoch(self) -> int:
         async with self._db().acquire() as conn:

@@ -192,3 +192,15 @@ def read_history(job: JobRow, rows: list[HistoryRow]) -> JobHistory:
             transitions.append(Transition(row.at, row.state, row.reason))
     current = fold(job, rows[-1]) if rows else job
     return JobHistory(current, list(attempts.values()), transitions)
+
+
+def read_run_history(run: RunRow, jobs: list[JobRow], history: list[HistoryRow]) -> RunHistory:
+    """Fold a run's job rows and their history rows (both in jid, then seq order)."""
+    by_job: dict[int, list[HistoryRow]] = {}
+    for row in history:
+        by_job.setdefault(row.jid, []).append(row)
+    return RunHistory(run, [read_history(job, by_job.get(job.jid, [])) for job in jobs])
+
+
+#: the cursor ``list_runs`` starts from when there is none: after every run
+NO_CURSOR = (1 << 62, "")

@@ -20,7 +20,19 @@ from typing import TypeVar
 
 from . import queries
 from .base import Ledger
-from .rows import FlushBatch, HistoryRow, JobHistory, JobRow, LiveState, read_history
+from .rows import (
+    NO_CURSOR,
+    AuditRow,
+    FlushBatch,
+    HistoryRow,
+    JobHistory,
+    JobRow,
+    LiveState,
+    RunHistory,
+    RunRow,
+    read_history,
+    read_run_history,
+)
 
 _Q = queries.load("broker.store.sql.sqlite", "queries.sql")
 _SCHEMA = queries.load("broker.store.sql.sqlite", "schema.sql")["schema"]
@@ -85,6 +97,12 @@ class SqliteLedger(Ledger):
                 db.executemany(_Q["insert_job"], batch.inserts)
             if batch.history:
                 db.executemany(_Q["append_history"], batch.history)
+            if batch.runs:
+                db.executemany(_Q["upsert_run"], batch.runs)
+            if batch.members:
+                db.executemany(_Q["insert_member"], batch.members)
+            if batch.audit:
+                db.executemany(_Q["append_audit"], batch.audit)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -143,7 +161,9 @@ class SqliteLedger(Ledger):
         live = [JobRow(*row) for row in db.execute(_Q["live_jobs"])]
         keyed = [JobRow(*row) for row in db.execute(_Q["recent_keyed_jobs"], (keyed_since,))]
         (max_jid,) = db.execute(_Q["max_jid"]).fetchone()
-        return LiveState(live, int(max_jid) + 1, keyed)
+        runs = [RunRow(*row) for row in db.execute(_Q["live_runs"], (keyed_since,))]
+        members = [JobRow(*row) for row in db.execute(_Q["live_run_members"])]
+        return LiveState(live, int(max_jid) + 1, keyed, runs, members)
 
     async def read_job(self, jid: int) -> JobHistory | None:
         return await self._run(self._read_job, jid)
@@ -155,6 +175,35 @@ class SqliteLedger(Ledger):
             return None
         history = [HistoryRow(*h) for h in db.execute(_Q["read_history"], (jid,))]
         return read_history(JobRow(*row), history)
+
+    async def read_run(self, run_id: str) -> RunHistory | None:
+        return await self._run(self._read_run, run_id)
+
+    def _read_run(self, run_id: str) -> RunHistory | None:
+        db = self._db()
+        db.execute("BEGIN")  # one snapshot for the run, its jobs and their history
+        try:
+            row = db.execute(_Q["read_run"], (run_id,)).fetchone()
+            if row is None:
+                return None
+            jobs = [JobRow(*r) for r in db.execute(_Q["read_run_jobs"], (run_id,))]
+            history = [HistoryRow(*h) for h in db.execute(_Q["read_run_history"], (run_id,))]
+        finally:
+            db.execute("COMMIT")
+        return read_run_history(RunRow(*row), jobs, history)
+
+    async def list_runs(
+        self, tenant: str, status: str | None, before: tuple[int, str] | None, limit: int
+    ) -> list[RunRow]:
+        created, run_id = before or NO_CURSOR
+        args = (tenant, status, created, run_id, limit)
+        rows = await self._run(lambda: self._db().execute(_Q["list_runs"], args).fetchall())
+        return [RunRow(*row) for row in rows]
+
+    async def read_audit(self, tenant: str, limit: int) -> list[AuditRow]:
+        args = (tenant, limit)
+        rows = await self._run(lambda: self._db().execute(_Q["read_audit"], args).fetchall())
+        return [AuditRow(*row) for row in rows]
 
     async def ping(self) -> bool:
         try:

@@ -12,7 +12,17 @@ import asyncpg
 import pytest
 
 from broker import states
-from broker.store import Attempt, FlushBatch, HistoryRow, JobRow, Ledger, MemoryLedger, Transition
+from broker.store import (
+    Attempt,
+    AuditRow,
+    FlushBatch,
+    HistoryRow,
+    JobRow,
+    Ledger,
+    MemoryLedger,
+    RunRow,
+    Transition,
+)
 from broker.store.postgres import PostgresLedger
 from broker.store.sqlite import SqliteLedger
 
@@ -206,3 +216,65 @@ async def test_concurrent_flushes_are_serialised(ledger: Ledger) -> None:
     batches = [FlushBatch(inserts=[job(i * 100 + k) for k in range(1, 50)]) for i in range(8)]
     await asyncio.gather(*(ledger.apply(b) for b in batches))
     assert len((await ledger.load_live(0)).jobs) == 8 * 49
+
+
+# -- runs -------------------------------------------------------------------------------
+def run(run_id: str, created: int, status: str = "running", **kw: object) -> RunRow:
+    row = RunRow(run_id, "t", None, created, status, created)
+    return row._replace(**kw)  # type: ignore[arg-type]
+
+
+async def test_runs_are_upserted_and_read_with_their_jobs(ledger: Ledger) -> None:
+    await ledger.apply(FlushBatch(
+        inserts=[job(1), job(2, state=states.PENDING), job(3)],
+        runs=[run("r1", 10)],
+        members=[("r1", 1), ("r1", 2)],
+        audit=[AuditRow(10, "t", "op", "run.replay", "r1:1", "why", None)],
+    ))  # fmt: skip
+    await ledger.apply(FlushBatch(
+        history=[leased(1, 7, 20, 99), finished(1, 7, 30, "failed", states.DEAD)],
+        runs=[run("r1", 10, "failed", updated=30)],
+    ))  # fmt: skip
+    read = await ledger.read_run("r1")
+    assert read is not None and read.run == run("r1", 10, "failed", updated=30)
+    assert [j.job.jid for j in read.jobs] == [1, 2]
+    assert read.jobs[0].job.state == states.DEAD and read.jobs[0].attempts[0].token == 7
+    assert await ledger.read_run("nope") is None
+    assert await ledger.read_audit("t", 10) == [
+        AuditRow(10, "t", "op", "run.replay", "r1:1", "why", None)
+    ]
+    assert await ledger.read_audit("other", 10) == []
+
+
+async def test_list_runs_pages_newest_first(ledger: Ledger) -> None:
+    rows = [run(f"r{i}", 100 + i // 2, "failed" if i % 3 == 0 else "running") for i in range(7)]
+    rows.append(run("x", 200)._replace(tenant="other"))
+    await ledger.apply(FlushBatch(runs=rows))
+    page = await ledger.list_runs("t", None, None, 3)
+    assert [r.run_id for r in page] == ["r6", "r5", "r4"]
+    page = await ledger.list_runs("t", None, (page[-1].created, page[-1].run_id), 3)
+    assert [r.run_id for r in page] == ["r3", "r2", "r1"]
+    page = await ledger.list_runs("t", None, (page[-1].created, page[-1].run_id), 3)
+    assert [r.run_id for r in page] == ["r0"]
+    assert [r.run_id for r in await ledger.list_runs("t", "failed", None, 10)] == [
+        "r6", "r3", "r0"
+    ]
+
+
+async def test_load_live_brings_back_runs_with_live_jobs(ledger: Ledger) -> None:
+    await ledger.apply(FlushBatch(
+        inserts=[job(1), job(2), job(3), job(4), job(5)],
+        runs=[run("live", 10), run("done", 11), run("tokened", 600, "succeeded", token="tok"),
+              run("old", 12, "succeeded", token="old")],
+        members=[("live", 1), ("live", 2), ("done", 3), ("tokened", 4), ("old", 5)],
+    ))  # fmt: skip
+    await ledger.apply(FlushBatch(history=[
+        finished(1, 5, 20, "succeeded", states.SUCCEEDED),
+        finished(3, 6, 20, "succeeded", states.SUCCEEDED),
+        finished(4, 7, 20, "succeeded", states.SUCCEEDED),
+        finished(5, 8, 20, "succeeded", states.SUCCEEDED),
+    ]))  # fmt: skip
+    live = await ledger.load_live(keyed_since=500)
+    assert sorted(r.run_id for r in live.runs) == ["live", "tokened"]
+    assert [row.jid for row in live.run_members] == [1]
+    assert live.run_members[0].state == states.SUCCEEDED

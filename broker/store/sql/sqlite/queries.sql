@@ -53,3 +53,53 @@ SELECT jid, at, state, attempt, due, lease_token, lease_worker, lease_deadline, 
 INSERT INTO broker_meta (key, value) VALUES ('epoch', 1)
 ON CONFLICT (key) DO UPDATE SET value = value + 1
 RETURNING value
+
+-- name: upsert_run
+INSERT INTO runs (run_id, tenant, token, created, status, updated) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, updated = excluded.updated
+
+-- name: insert_member
+INSERT INTO run_jobs (run_id, jid) VALUES (?, ?)
+
+-- name: append_audit
+INSERT INTO audit (at, tenant, actor, action, target, reason, ticket) VALUES (?, ?, ?, ?, ?, ?, ?)
+
+-- name: live_runs
+-- runs with a live job, and recent runs whose token must keep deduping
+SELECT * FROM runs
+ WHERE run_id IN (SELECT rj.run_id FROM run_jobs AS rj JOIN jobs AS j ON j.jid = rj.jid
+                   WHERE j.state NOT IN (3, 4, 5))
+    OR (token IS NOT NULL AND created >= ?)
+
+-- name: live_run_members
+-- the finished jobs of runs that still have live ones (their DAG is rebuilt whole)
+SELECT j.* FROM run_jobs AS rj JOIN jobs AS j ON j.jid = rj.jid
+ WHERE j.state IN (3, 4, 5)
+   AND rj.run_id IN (SELECT r2.run_id FROM run_jobs AS r2 JOIN jobs AS j2 ON j2.jid = r2.jid
+                      WHERE j2.state NOT IN (3, 4, 5))
+ ORDER BY j.jid
+
+-- name: read_run
+SELECT * FROM runs WHERE run_id = ?
+
+-- name: read_run_jobs
+SELECT j.* FROM run_jobs AS rj JOIN jobs AS j ON j.jid = rj.jid WHERE rj.run_id = ? ORDER BY j.jid
+
+-- name: read_run_history
+SELECT h.jid, h.at, h.state, h.attempt, h.due, h.lease_token, h.lease_worker, h.lease_deadline,
+       h.last_token, h.last_status, h.token, h.worker, h.leased_at, h.deadline, h.finished,
+       h.status, h.error, h.output, h.reason
+  FROM run_jobs AS rj JOIN history AS h ON h.jid = rj.jid
+ WHERE rj.run_id = ? ORDER BY h.jid, h.seq
+
+-- name: list_runs
+-- newest first; ?3/?4 is the cursor (created, run_id) of the previous page's last run
+SELECT * FROM runs
+ WHERE tenant = ?1 AND (?2 IS NULL OR status = ?2)
+   AND (created < ?3 OR (created = ?3 AND run_id < ?4))
+ ORDER BY created DESC, run_id DESC
+ LIMIT ?5
+
+-- name: read_audit
+SELECT at, tenant, actor, action, target, reason, ticket FROM audit
+ WHERE tenant = ? ORDER BY seq DESC LIMIT ?

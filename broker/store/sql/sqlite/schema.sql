@@ -55,3 +55,36 @@ CREATE TABLE IF NOT EXISTS history (
     reason         TEXT
 );
 CREATE INDEX IF NOT EXISTS history_job ON history (jid, seq);
+
+-- DAG runs: created once, status upserted when it changes.
+CREATE TABLE IF NOT EXISTS runs (
+    run_id  TEXT    PRIMARY KEY,
+    tenant  TEXT    NOT NULL,
+    token   TEXT,
+    created INTEGER NOT NULL,
+    status  TEXT    NOT NULL,
+    updated INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS runs_token ON runs (tenant, token) WHERE token IS NOT NULL;
+CREATE INDEX IF NOT EXISTS runs_listing ON runs (tenant, created, run_id);
+
+-- Which jobs belong to which run (the edges themselves are in each job's meta).
+CREATE TABLE IF NOT EXISTS run_jobs (
+    run_id TEXT    NOT NULL,
+    jid    INTEGER NOT NULL,
+    PRIMARY KEY (run_id, jid)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS run_jobs_jid ON run_jobs (jid);
+
+-- Operator actions with who asked and why.
+CREATE TABLE IF NOT EXISTS audit (
+    seq    INTEGER PRIMARY KEY,
+    at     INTEGER NOT NULL,
+    tenant TEXT    NOT NULL,
+    actor  TEXT    NOT NULL,
+    action TEXT    NOT NULL,
+    target TEXT    NOT NULL,
+    reason TEXT,
+    ticket TEXT
+);
+CREATE INDEX IF NOT EXISTS audit_tenant ON audit (tenant, seq);
