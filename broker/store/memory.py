@@ -54,8 +54,8 @@ class MemoryLedger(Ledger):
         self._history.extend(batch.history)
         for run in batch.runs:
             known = self._runs.get(run.run_id)
-            self._runs[run.run_id] = run if known is None else known._replace(
-                status=run.status, updated=run.updated
+            self._runs[run.run_id] = (
+                run if known is None else known._replace(status=run.status, updated=run.updated)
             )
         self._run_of.update((jid, run_id) for run_id, jid in batch.members)
         self._audit.extend(batch.audit)

@@ -256,9 +256,7 @@ async def test_list_runs_pages_newest_first(ledger: Ledger) -> None:
     assert [r.run_id for r in page] == ["r3", "r2", "r1"]
     page = await ledger.list_runs("t", None, (page[-1].created, page[-1].run_id), 3)
     assert [r.run_id for r in page] == ["r0"]
-    assert [r.run_id for r in await ledger.list_runs("t", "failed", None, 10)] == [
-        "r6", "r3", "r0"
-    ]
+    assert [r.run_id for r in await ledger.list_runs("t", "failed", None, 10)] == ["r6", "r3", "r0"]
 
 
 async def test_load_live_brings_back_runs_with_live_jobs(ledger: Ledger) -> None:
