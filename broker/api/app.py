@@ -28,6 +28,7 @@ from .idempotency import Answer, IdempotencyCache
 from .ids import parse_job_id
 from .metrics import Metrics
 from .requests import parse_ack, parse_claim, parse_heartbeat, parse_json, parse_submit
+from .runs import RunRoutes
 from .timefmt import rfc3339
 
 log = logging.getLogger("broker.api")
@@ -390,6 +391,7 @@ def make_app(
     app.router.add_post(f"{BASE}/worker/claim", api.claim)
     app.router.add_post(f"{BASE}/worker/heartbeat", api.heartbeat)
     app.router.add_post(f"{BASE}/worker/ack", api.ack)
+    RunRoutes(api).register(app, BASE)
     app.router.add_get("/healthz", api.healthz, allow_head=False)
     app.router.add_get("/readyz", api.readyz, allow_head=False)
     app.router.add_get("/metrics", api.metrics_route, allow_head=False)

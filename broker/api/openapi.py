@@ -9,6 +9,9 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from .openapi_parts import AUTH, IDEMPOTENCY_HEADER, body, errors, ok, op, ref
+from .openapi_runs import RUN_SCHEMAS, run_paths
+
 GENERATED_AT = "2026-11-27T00:00:00Z"
 BASE = "/api/v1/orchestrator"
 
@@ -29,42 +32,6 @@ _ERROR_CODES = [
     "INTERNAL",
 ]
 
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _body(name: str) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {"schema": _ref(name)}}}
-
-
-def _ok(name: str, status: str = "200", description: str = "OK") -> dict[str, Any]:
-    return {
-        status: {
-            "description": description,
-            "content": {"application/json": {"schema": _ref(name)}},
-        }
-    }
-
-
-def _errors(*statuses: str) -> dict[str, Any]:
-    return {
-        status: {
-            "description": "error envelope",
-            "content": {"application/json": {"schema": _ref("Error")}},
-        }
-        for status in statuses
-    }
-
-
-_AUTH = ("401", "403", "400")
-_IDEMPOTENCY_HEADER = {
-    "name": "Idempotency-Key",
-    "in": "header",
-    "required": False,
-    "description": "Replays the first answer for the same (tenant, path, key) for 24 h.",
-    "schema": {"type": "string", "maxLength": 256},
-}
 
 _SCHEMAS: dict[str, Any] = {
     "Error": {
@@ -107,13 +74,18 @@ _SCHEMAS: dict[str, Any] = {
             "leaseSeconds": {"type": "integer", "minimum": 1, "maximum": 3600, "default": 30},
             "correlationId": {"type": "string", "maxLength": 256},
             "project": {"type": "string", "maxLength": 128},
-            "runId": {"type": "string", "maxLength": 128},
             "key": {"type": "string", "maxLength": 128},
+            "runId": {
+                "type": "string",
+                "maxLength": 128,
+                "description": "join this run (or start it under this id); every job of the "
+                "submission must name the same run; another tenant's run is 404",
+            },
             "dependsOn": {
                 "type": "array",
-                "items": {"type": "string"},
-                "maxItems": 0,
-                "description": "DAG wiring: not supported yet",
+                "items": {"type": "string", "maxLength": 128},
+                "maxItems": 1000,
+                "description": "keys of jobs of the same run this job waits for",
             },
         },
     },
@@ -126,7 +98,7 @@ _SCHEMAS: dict[str, Any] = {
                 "type": "array",
                 "minItems": 1,
                 "maxItems": 10000,
-                "items": _ref("JobSubmission"),
+                "items": ref("JobSubmission"),
             }
         },
     },
@@ -196,7 +168,7 @@ _SCHEMAS: dict[str, Any] = {
     },
     "ClaimResponse": {
         "type": "object",
-        "properties": {"jobs": {"type": "array", "items": _ref("ClaimedJob")}},
+        "properties": {"jobs": {"type": "array", "items": ref("ClaimedJob")}},
     },
     "HeartbeatRequest": {
         "type": "object",
@@ -318,7 +290,7 @@ _SCHEMAS: dict[str, Any] = {
                     },
                 },
             },
-            "jobs": {"type": "array", "items": _ref("ClaimedJob")},
+            "jobs": {"type": "array", "items": ref("ClaimedJob")},
         },
     },
     "Job": {
@@ -342,33 +314,23 @@ _SCHEMAS: dict[str, Any] = {
 }
 
 
-def _op(summary: str, scope: str | None, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    op: dict[str, Any] = {"summary": summary, "responses": responses, **extra}
-    if scope:
-        op["security"] = [{"bearer": []}]
-        op["x-required-scopes"] = scope.split(" or ")
-    else:
-        op["security"] = []
-    return op
-
-
 @cache
 def document() -> dict[str, Any]:
     paths: dict[str, Any] = {
         f"{BASE}/jobs": {
-            "post": _op(
+            "post": op(
                 "Submit jobs (all or nothing; answered once durable)",
                 "orch:operate",
-                {**_ok("SubmitResponse", "201", "created"), **_errors(*_AUTH, "409", "413", "503")},
-                requestBody=_body("SubmitRequest"),
-                parameters=[_IDEMPOTENCY_HEADER],
+                {**ok("SubmitResponse", "201", "created"), **errors(*AUTH, "409", "413", "503")},
+                requestBody=body("SubmitRequest"),
+                parameters=[IDEMPOTENCY_HEADER],
             )
         },
         f"{BASE}/jobs/{{jobId}}": {
-            "get": _op(
+            "get": op(
                 "A job with its history",
                 "orch:read or orch:operate",
-                {**_ok("Job"), **_errors(*_AUTH, "404")},
+                {**ok("Job"), **errors(*AUTH, "404")},
                 parameters=[
                     {
                         "name": "jobId",
@@ -380,52 +342,51 @@ def document() -> dict[str, Any]:
             )
         },
         f"{BASE}/worker/claim": {
-            "post": _op(
+            "post": op(
                 "Lease ready jobs (long poll with waitMs)",
                 "orch:worker",
-                {**_ok("ClaimResponse"), **_errors(*_AUTH)},
-                requestBody=_body("ClaimRequest"),
+                {**ok("ClaimResponse"), **errors(*AUTH)},
+                requestBody=body("ClaimRequest"),
             )
         },
         f"{BASE}/worker/heartbeat": {
-            "post": _op(
+            "post": op(
                 "Extend leases and report progress",
                 "orch:worker",
-                {**_ok("HeartbeatResponse"), **_errors(*_AUTH)},
-                requestBody=_body("HeartbeatRequest"),
+                {**ok("HeartbeatResponse"), **errors(*AUTH)},
+                requestBody=body("HeartbeatRequest"),
             )
         },
         f"{BASE}/worker/ack": {
-            "post": _op(
+            "post": op(
                 "Report attempt results (answered once durable), optionally claim the next jobs",
                 "orch:worker",
-                {**_ok("AckResponse"), **_errors(*_AUTH, "409", "503")},
-                requestBody=_body("AckRequest"),
-                parameters=[_IDEMPOTENCY_HEADER],
+                {**ok("AckResponse"), **errors(*AUTH, "409", "503")},
+                requestBody=body("AckRequest"),
+                parameters=[IDEMPOTENCY_HEADER],
             )
         },
-        "/healthz": {"get": _op("The process is up", None, _ok("Status"))},
+        **run_paths(BASE),
+        "/healthz": {"get": op("The process is up", None, ok("Status"))},
         "/readyz": {
-            "get": _op(
-                "State loaded and store reachable", None, {**_ok("Status"), **_errors("503")}
-            )
+            "get": op("State loaded and store reachable", None, {**ok("Status"), **errors("503")})
         },
         "/metrics": {
-            "get": _op(
+            "get": op(
                 "Prometheus metrics (text format 0.0.4)",
                 None,
                 {"200": {"description": "metrics", "content": {"text/plain": {}}}},
             )
         },
         "/.well-known/openapi": {
-            "get": _op(
+            "get": op(
                 "This document, wrapped with its version",
                 None,
                 {"200": {"description": "OpenAPI discovery"}},
             )
         },
         "/openapi/orchestrator.json": {
-            "get": _op("This document", None, {"200": {"description": "OpenAPI 3.1"}})
+            "get": op("This document", None, {"200": {"description": "OpenAPI 3.1"}})
         },
     }
     return {
@@ -434,7 +395,7 @@ def document() -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "paths": paths,
         "components": {
-            "schemas": _SCHEMAS,
+            "schemas": {**_SCHEMAS, **RUN_SCHEMAS},
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
             },

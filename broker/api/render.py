@@ -73,6 +73,7 @@ def job_view(history: JobHistory) -> dict[str, Any]:
         "sourceHost": meta.get("sourceHost"),
         "runId": meta.get("runId"),
         "key": meta.get("key"),
+        "replayOf": meta.get("replayOf"),
         "leaseSeconds": row.lease_ms // 1000,
         "payload": orjson.Fragment(row.payload),
         "payloadDigest": digest(row.payload),

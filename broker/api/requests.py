@@ -133,7 +133,7 @@ def parse_submit(body: Any, now_ms: int, max_payload: int) -> list[JobSpec]:
     if len(jobs) > MAX_JOBS_PER_SUBMIT:
         problems.add("jobs", f"at most {MAX_JOBS_PER_SUBMIT} jobs per request")
         problems.raise_if_any("invalid submission")
-    specs = [_job_spec(job, i, max_payload, problems) for i, job in enumerate(jobs)]
+    specs = [job_spec(job, i, max_payload, problems) for i, job in enumerate(jobs)]
     problems.raise_if_any("invalid submission: the batch was refused whole")
     return specs  # type: ignore[return-value]
 
@@ -143,7 +143,7 @@ META_FIELDS = frozenset(
 )
 
 
-def _job_spec(job: Any, index: int, max_payload: int, p: Problems) -> JobSpec | None:
+def job_spec(job: Any, index: int, max_payload: int, p: Problems) -> JobSpec | None:
     """One job of a submission; field names in problems are built only when needed."""
     if type(job) is not dict or not SUBMIT_FIELDS.issuperset(job):
         _object(job, f"jobs[{index}]", SUBMIT_FIELDS, p)
@@ -172,8 +172,7 @@ def _job_spec(job: Any, index: int, max_payload: int, p: Problems) -> JobSpec | 
     if lease is not None:
         lease = _int(lease, f"jobs[{index}].leaseSeconds", 1, 3600, p)
     not_before = _not_before(job.get("notBefore"), index, p)
-    if job.get("dependsOn"):
-        p.add(f"jobs[{index}].dependsOn", "DAG dependencies are not supported by this broker yet")
+    depends_on = _depends_on(job.get("dependsOn"), index, p)
     meta = _job_meta(job, index, p) if not META_FIELDS.isdisjoint(job) else None
     if not ok:
         return None
@@ -185,10 +184,29 @@ def _job_spec(job: Any, index: int, max_payload: int, p: Problems) -> JobSpec | 
         lease * 1000 if lease else None,
         not_before,
         meta,
+        depends_on,
     )
 
 
 _NO_META = JobMeta()
+MAX_PARENTS = 1_000
+
+
+def _depends_on(value: Any, index: int, p: Problems) -> tuple[str, ...]:
+    """Run-local keys of the jobs this one waits for."""
+    if value is None:
+        return ()
+    if (
+        type(value) is not list
+        or len(value) > MAX_PARENTS
+        or not all(type(k) is str and 0 < len(k) <= 128 for k in value)
+    ):
+        p.add(
+            f"jobs[{index}].dependsOn",
+            f"must be a list of at most {MAX_PARENTS} keys (strings of 1..128 characters)",
+        )
+        return ()
+    return tuple(value)
 
 
 def _not_before(value: Any, index: int, p: Problems) -> int:

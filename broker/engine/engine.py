@@ -195,15 +195,19 @@ class Engine:
     ) -> tuple[list[SubmitReply], list[Record]]:
         """Create jobs (all or nothing); a known idempotency key returns its job instead.
 
-        Jobs with a ``runId`` join that run (all jobs of the batch must name the
-        same one) and are wired to its jobs by ``dependsOn``."""
+        Jobs with a ``runId`` join that run, or start it (all jobs of the batch
+        must name the same one), and are wired to its jobs by ``dependsOn``."""
         self._check_specs(specs)
         tid = self.tenants.id(tenant)
         run_id = _run_of(specs)
         if run_id is not None:
             run = self.runs.find(tid, run_id)
             if run is None:
-                raise NotFound(f"run {run_id} not found")
+                if run_id in self.runs.live:  # another tenant's: as if it did not exist
+                    raise NotFound(f"run {run_id} not found")
+                # a run id the caller chose (the service brought back any run the
+                # ledger knows): the run starts with this batch
+                run = self.runs.new_run(now, tid, run_id, None)
             return self._submit_wired(now, tid, run, specs, require_keys=False)
         self._keys.expire(now)
         cfg = self.settings
@@ -281,26 +285,46 @@ class Engine:
     def _submit_wired(
         self, now: int, tid: int, run: Run, specs: Sequence[JobSpec], require_keys: bool
     ) -> tuple[list[SubmitReply], list[Record]]:
+        """Jobs of a run; one whose idempotency key is known is answered with the
+        job it names (which then does not join, and cannot be depended on)."""
+        self._keys.expire(now)
+        replies: list[SubmitReply | None] = [None] * len(specs)
+        fresh: list[int] = []
+        firsts: dict[str, int] = {}  # idempotency key -> index of its first fresh job
+        repeats: dict[int, int] = {}  # index of a repeat -> index of that first job
         for index, spec in enumerate(specs):
-            if spec.meta is not None and spec.meta.idempotency_key is not None:
-                raise ValidationFailed(
-                    "jobs in a run are deduplicated by the run's runToken",
-                    details=[{"field": f"jobs[{index}].idempotencyKey", "problem": "not allowed"}],
-                )
-        jobs, run_records = self.runs.submit(now, tid, run, specs, require_keys)
+            key = spec.meta.idempotency_key if spec.meta is not None else None
+            known = self._keys.job_for(tid, key) if key is not None else None
+            if known is not None:
+                state, born = self._current_state(known)
+                replies[index] = SubmitReply(known, state, True, born)
+            elif key is not None and key in firsts:
+                repeats[index] = firsts[key]
+            else:
+                if key is not None:
+                    firsts[key] = index
+                fresh.append(index)
+        jobs, run_records = self.runs.submit(
+            now, tid, run, [specs[i] for i in fresh], require_keys, fresh
+        )
         counts = self.state_counts
         ready: list[Job] = []
-        for job in jobs:
+        for index, job in zip(fresh, jobs, strict=True):
             self.jobs[job.jid] = job
             counts[job.state] += 1
             if job.state == S.READY:
                 ready.append(job)
             elif job.state == S.PENDING and not self.runs.waiting(job.jid):
                 self.timers.add(job.jid, job.not_before)
+            if job.meta is not None and job.meta.idempotency_key is not None:
+                self._keys.claim(tid, job.meta.idempotency_key, job.jid)
+            replies[index] = SubmitReply(job.jid, job.state, False, now)
+        for index, first in repeats.items():
+            replies[index] = replies[first]._replace(deduplicated=True)  # type: ignore[union-attr]
         if ready:
             self.enqueue(ready)
-        replies = [SubmitReply(job.jid, job.state, False, now) for job in jobs]
-        return replies, [*run_records, Submitted(now, jobs)]
+        records: list[Record] = [*run_records, Submitted(now, jobs)] if jobs else []
+        return replies, records  # type: ignore[return-value]
 
     def new_job(self, jid: int, tid: int, spec: JobSpec, now: int, meta: JobMeta | None) -> Job:
         """A fresh job, pending until the caller places it."""

@@ -25,8 +25,8 @@ class JobMeta(NamedTuple):
     key: str | None = None
     #: the jobs of the same run this one waits for (resolved from ``dependsOn``)
     parents: tuple[int, ...] | None = None
-    #: the job this one replays (a clone made by ``POST /jobs/{id}/replay``)
-    replay_of: int | None = None
+    #: the public id of the job this one replays (a clone made by ``POST /jobs/{id}/replay``)
+    replay_of: str | None = None
 
 
 class Job:

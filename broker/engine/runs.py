@@ -81,13 +81,19 @@ class Run:
         return CANCELED if self.canceled else FAILED
 
 
-def wiring_order(specs: Sequence[JobSpec], known: dict[str, int], require_keys: bool) -> list[int]:
+def wiring_order(
+    specs: Sequence[JobSpec],
+    known: dict[str, int],
+    require_keys: bool,
+    positions: Sequence[int] | None = None,
+) -> list[int]:
     """Check a batch's keys and ``dependsOn`` against itself and the run's
     ``known`` keys; return the batch's indexes with parents before children.
     A duplicate or missing key, a dangling reference or a cycle refuses the
-    whole batch."""
+    whole batch. ``positions``: where each spec stood in the request (messages)."""
+    at = positions or range(len(specs))
     problems: list[dict[str, str]] = []
-    batch = _batch_keys(specs, known, require_keys, problems)
+    batch = _batch_keys(specs, known, require_keys, problems, at)
     children: list[list[int]] = [[] for _ in specs]
     unmet = [0] * len(specs)
     for index, spec in enumerate(specs):
@@ -98,7 +104,7 @@ def wiring_order(specs: Sequence[JobSpec], known: dict[str, int], require_keys: 
                 unmet[index] += 1
             elif dep not in known:
                 problems.append(
-                    {"field": f"jobs[{index}].dependsOn", "problem": f"unknown key {dep!r}"}
+                    {"field": f"jobs[{at[index]}].dependsOn", "problem": f"unknown key {dep!r}"}
                 )
     if problems:
         raise ValidationFailed("invalid run wiring: the batch was refused whole", details=problems)
@@ -113,7 +119,7 @@ def wiring_order(specs: Sequence[JobSpec], known: dict[str, int], require_keys: 
         raise ValidationFailed(
             "dependsOn forms a cycle",
             details=[
-                {"field": f"jobs[{i}].dependsOn", "problem": cycle}
+                {"field": f"jobs[{at[i]}].dependsOn", "problem": cycle}
                 for i in range(len(specs))
                 if unmet[i]
             ],
@@ -126,6 +132,7 @@ def _batch_keys(
     known: dict[str, int],
     require_keys: bool,
     problems: list[dict[str, str]],
+    at: Sequence[int],
 ) -> dict[str, int]:
     """Key -> index of the batch's keyed jobs; duplicates and missing keys are problems."""
     batch: dict[str, int] = {}
@@ -133,9 +140,11 @@ def _batch_keys(
         key = spec.meta.key if spec.meta is not None else None
         if key is None:
             if require_keys:
-                problems.append({"field": f"jobs[{index}].key", "problem": "required in a run"})
+                problems.append({"field": f"jobs[{at[index]}].key", "problem": "required in a run"})
         elif key in known or key in batch:
-            problems.append({"field": f"jobs[{index}].key", "problem": f"duplicate key {key!r}"})
+            problems.append(
+                {"field": f"jobs[{at[index]}].key", "problem": f"duplicate key {key!r}"}
+            )
         else:
             batch[key] = index
     return batch
@@ -162,10 +171,18 @@ class Runs:
 
     # -- creating and joining -------------------------------------------------------
     def submit(
-        self, now: int, tid: int, run: Run, specs: Sequence[JobSpec], require_keys: bool
+        self,
+        now: int,
+        tid: int,
+        run: Run,
+        specs: Sequence[JobSpec],
+        require_keys: bool,
+        positions: Sequence[int] | None = None,
     ) -> tuple[list[Job], list[Record]]:
         """Create wired jobs in ``run``; the caller checked the specs themselves."""
-        order = wiring_order(specs, run.keys, require_keys)
+        if not specs:
+            return [], []
+        order = wiring_order(specs, run.keys, require_keys, positions)
         engine = self.engine
         was = run.status
         by_index: dict[int, Job] = {}
@@ -282,6 +299,12 @@ class Runs:
         if not run.active and not run.blocked:
             self.forget(run)
         return records
+
+    def drop_idle(self, run_id: str) -> None:
+        """Forget a run loaded back from the ledger for a command that was refused."""
+        run = self.live.get(run_id)
+        if run is not None and not run.active and not run.blocked:
+            self.forget(run)
 
     def forget(self, run: Run) -> None:
         """Drop a run none of whose jobs is live any more (the ledger keeps it)."""

@@ -37,6 +37,7 @@ from .clock import Clock, SystemClock
 from .flusher import Flusher
 from .journal import Journal
 from .meta_codec import decode_meta
+from .runs import RunOps
 from .settings import ServiceSettings
 from .ticker import Ticker
 from .waiters import Waiters
@@ -65,6 +66,7 @@ class Broker:
         self.epoch = 0
         self.started = False
         self.counters = {"claimed": 0, "acked": 0, "submitted": 0}
+        self.runs = RunOps(self)
 
     # -- lifecycle ----------------------------------------------------------------
     async def start(self) -> None:
@@ -78,7 +80,7 @@ class Broker:
             first_jid=live.next_jid,
             first_token=(self.epoch << TOKEN_EPOCH_SHIFT) + 1,
         )
-        self.engine.restore(live.jobs, live.recent_keyed, decode_meta)
+        self.engine.restore(live.jobs, live.recent_keyed, decode_meta, live.runs, live.run_members)
         log.info(
             "loaded %d live jobs from %s (boot epoch %d)",
             len(live.jobs),
@@ -110,10 +112,13 @@ class Broker:
 
     # -- commands -------------------------------------------------------------------
     async def submit(self, tenant: str, specs: Sequence[JobSpec]) -> list[SubmitReply]:
-        self._refuse_if_saturated()
+        run_id = next((s.meta.run_id for s in specs if s.meta and s.meta.run_id), None)
+        if run_id is not None:
+            return await self.runs.join(tenant, run_id, specs)
+        self.refuse_if_saturated()
         replies, records = self.engine.submit(self.clock.now_ms(), tenant, specs)
         self.counters["submitted"] += sum(not r.deduplicated for r in replies)
-        self._after(records)
+        self.after(records)
         await self.flusher.commit(records)
         return replies
 
@@ -166,11 +171,11 @@ class Broker:
         return replies
 
     async def ack(self, tenant: str, items: Sequence[AckItem]) -> list[AckReply]:
-        self._refuse_if_saturated()
+        self.refuse_if_saturated()
         self.ticker.tick()  # an ack after the lease deadline is a conflict, reaper or not
         replies, records = self.engine.ack(self.clock.now_ms(), tenant, items)
         self.counters["acked"] += len(items)
-        self._after(records)
+        self.after(records)
         await self.flusher.commit(records)
         return replies
 
@@ -178,16 +183,17 @@ class Broker:
         self, tenant: str, jids: Sequence[int], tokens: Sequence[int]
     ) -> list[AckReply]:
         """Successes without output, as columns: the hot path of ``ack``."""
-        self._refuse_if_saturated()
+        self.refuse_if_saturated()
         self.ticker.tick()
         replies, records = self.engine.complete(self.clock.now_ms(), tenant, jids, tokens)
         self.counters["acked"] += len(jids)
-        # successes make nothing claimable and set no timer: no waking, no ticker poke
+        if len(records) > 1:  # jobs of runs finished: their children may be claimable now
+            self.after(records)
         await self.flusher.commit(records)
         return replies
 
     async def cancel(self, tenant: str, jid: int) -> int:
-        self._refuse_if_saturated()
+        self.refuse_if_saturated()
         state, records = self.engine.cancel(self.clock.now_ms(), tenant, jid)
         await self.flusher.commit(records)
         return state
@@ -201,7 +207,7 @@ class Broker:
         return self.started and self.flusher.healthy and await self.ledger.ping()
 
     # -- internals --------------------------------------------------------------------
-    def _refuse_if_saturated(self) -> None:
+    def refuse_if_saturated(self) -> None:
         if self.flusher.saturated:
             raise Backpressure(
                 f"ledger backlog is full ({self.flusher.backlog} rows waiting); retry shortly"
@@ -211,7 +217,7 @@ class Broker:
         self.flusher.add(records)
         self._wake_ready(records)
 
-    def _after(self, records: list[Record]) -> None:
+    def after(self, records: list[Record]) -> None:
         """Wake claims that can now get jobs and re-arm the ticker for new deadlines."""
         self._wake_ready(records)
         for record in records:
@@ -223,6 +229,9 @@ class Broker:
                 waiting = [j.not_before for j in record.jobs if j.state == states.PENDING]
                 if waiting:
                     self.ticker.poke(min(waiting))
+            elif isinstance(record, Changed):
+                # a run's children may have been timed by their not-before
+                self.ticker.poke(self.engine.timers.next_due())
 
     def _wake_ready(self, records: list[Record]) -> None:
         if not self.waiters:

@@ -220,7 +220,7 @@ async def test_job_not_an_object(api: Api) -> None:
         ("sourceHost", 1),
         ("runId", 2),
         ("key", False),
-        ("dependsOn", ["parse"]),
+        ("dependsOn", "parse"),
     ],
 )
 async def test_bad_job_field(api: Api, field: str, value: Any) -> None:
@@ -245,15 +245,6 @@ async def test_unknown_field(api: Api) -> None:
 
 async def test_unknown_top_level_field(api: Api) -> None:
     assert "dryRun" in detail_fields(await refused(api, {"jobs": [job()], "dryRun": True}))
-
-
-async def test_depends_on_is_refused_as_not_supported(api: Api) -> None:
-    error = await refused(
-        api,
-        {"jobs": [job(runId="r", key="fetch"), job(runId="r", key="parse", dependsOn=["fetch"])]},
-    )
-    [detail] = error["details"]
-    assert detail["field"] == "jobs[1].dependsOn" and "support" in detail["problem"]
 
 
 async def test_every_problem_reported_at_once(api: Api) -> None:
