@@ -20,7 +20,8 @@ MAX_JOBS_PER_SUBMIT = 10_000
 
 
 class Producer:
-    """Submit jobs (``submit``, ``submit_one``) and read them (``get``)."""
+    """Submit jobs (``submit``, ``submit_one``) and runs (``create_run``); read them
+    back (``get``, ``run``)."""
 
     def __init__(
         self,
@@ -68,6 +69,31 @@ class Producer:
         job = {"jobType": job_type, "payload": payload}
         job.update({camel_case(name): value for name, value in fields.items()})
         return (await self.submit([job]))[0]
+
+    async def create_run(
+        self, jobs: list[dict[str, Any]], run_token: str | None = None
+    ) -> dict[str, Any]:
+        """Create a DAG run: every job needs a ``key``; ``dependsOn`` names keys.
+
+        Returns ``{runId, deduplicated, jobs: [{key, jobId, state}]}``. A retry
+        after a lost answer finds the same run (the Idempotency-Key, and the
+        ``run_token`` when given)."""
+        body: dict[str, Any] = {"jobs": jobs}
+        if run_token is not None:
+            body["runToken"] = run_token
+        headers = {"Idempotency-Key": str(uuid.uuid4())}
+        reply: dict[str, Any] = await self.client.request_retrying(
+            "POST", f"{API_BASE}/runs", body, policy=self.retry, headers=headers
+        )
+        return reply
+
+    async def run(self, run_id: str, view: str = "") -> dict[str, Any]:
+        """A run's summary, or with ``view`` ``"dag"`` / ``"timeline"`` that view."""
+        if view not in ("", "dag", "timeline"):
+            raise ValueError("view must be '', 'dag' or 'timeline'")
+        path = f"{API_BASE}/runs/{quote(run_id, safe='')}" + (f"/{view}" if view else "")
+        reply: dict[str, Any] = await self.client.request_retrying("GET", path, policy=self.retry)
+        return reply
 
     async def get(self, job_id: str) -> dict[str, Any]:
         """The job object with its attempts and transitions (404 is an ``ApiError``)."""
