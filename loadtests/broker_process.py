@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
+
+if TYPE_CHECKING:
+    from broker.api.auth import KeySet
 
 
 def free_port() -> int:
@@ -36,6 +41,7 @@ class BrokerProcess:
         self.store = store or f"sqlite:///{self.dir}/ledger.db"
         self.env = {**os.environ, **(extra_env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
+        self._keys: KeySet | None = None
         self._log = open(self.dir / "broker.log", "ab")  # noqa: SIM115 - kept for every restart
 
     @property
@@ -79,6 +85,19 @@ class BrokerProcess:
     def token(self) -> str:
         return (self.dir / "var" / "dev-token").read_text().strip()
 
+    def mint(self, tenant: str, scopes: str = "orch:operate orch:worker") -> str:
+        """A token for ``tenant``, signed with the key this broker verifies with.
+
+        The same key as ``python -m broker token --var-dir DIR``: the broker's
+        Ed25519 key file, or ``BROKER_JWT_HS256_SECRET`` when that is set."""
+        from broker import config
+        from broker.api.auth import issue_token
+
+        if self._keys is None:
+            flags = {"var_dir": str(self.dir / "var")}
+            self._keys = config.load(flags, self.env).keys(create=False)
+        return issue_token(self._keys, tenant, scopes, subject=f"load-{tenant}")
+
     def cpu(self) -> float:
         assert self.proc is not None
         return cpu_seconds(self.proc.pid)
@@ -97,6 +116,12 @@ class BrokerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+    def remove(self) -> None:
+        """Stop, then delete the state directory (ledger, keys, log)."""
+        self.stop()
+        self._log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def session() -> aiohttp.ClientSession:
