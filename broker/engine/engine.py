@@ -270,12 +270,9 @@ class Engine:
                     "jobs of a new run cannot name another run",
                     details=[{"field": f"jobs[{index}].runId", "problem": "must be omitted"}],
                 )
-        wired = [
-            spec._replace(meta=(spec.meta or JobMeta())._replace(run_id=run_id)) for spec in specs
-        ]
         run = self.runs.new_run(now, tid, run_id, token)
         try:
-            replies, records = self._submit_wired(now, tid, run, wired, require_keys=True)
+            replies, records = self._submit_wired(now, tid, run, specs, require_keys=True)
         except BaseException:
             if token is not None:
                 self.runs.tokens.pop((tid, token), None)

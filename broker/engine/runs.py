@@ -36,6 +36,7 @@ RUN_STATUSES = (RUNNING, SUCCEEDED, FAILED, CANCELED)
 
 # DAG index node states (the same values in the kernel and its twin)
 _WAITING, _READY, _DONE, _DEAD, _BLOCKED = 0, 1, 2, 3, 4
+_NO_META = JobMeta()
 
 #: a run member as a store gives it back: (jid, state, parents, key)
 Member = tuple[int, int, tuple[int, ...], str | None]
@@ -189,7 +190,7 @@ class Runs:
         batch_keys: dict[str, int] = {}
         for index in order:
             spec = specs[index]
-            meta = spec.meta or JobMeta(run_id=run.run_id)
+            meta = spec.meta or _NO_META
             jid = engine.next_jid
             engine.next_jid = jid + 1
             parents = tuple(
@@ -199,7 +200,11 @@ class Runs:
                 )
             )
             node = self.dag.add(jid, parents)
-            job = engine.new_job(jid, tid, spec, now, meta._replace(parents=parents or None))
+            wired = JobMeta(
+                meta.project, meta.correlation_id, meta.idempotency_key, meta.source_host,
+                run.run_id, meta.key, parents or None, meta.replay_of,
+            )  # fmt: skip
+            job = engine.new_job(jid, tid, spec, now, wired)
             if node == _BLOCKED:
                 job.state = S.BLOCKED
                 run.blocked += 1
