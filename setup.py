@@ -18,6 +18,8 @@ KERNELS = [
     "dag_index",
     "token_buckets",
     "concurrency",
+    "job_record",
+    "job_table",
 ]
 
 

@@ -14,7 +14,7 @@ SPEC = JobSpec(JOB_TYPE, b"")  # one shared empty payload: we price the broker, 
 def kernels(impl: str) -> object:
     if impl == "twin":
         return TWINS
-    used = ("ready_queues", "lease_table", "timer_index")  # what the engine runs on today
+    used = ("ready_queues", "lease_table", "timer_index", "job_record", "job_table")
     if not all(_native.NATIVE_KERNELS[name] for name in used):
         raise RuntimeError(f"compiled kernels missing: {_native.NATIVE_KERNELS}")
     return _native

@@ -21,6 +21,8 @@ from types import ModuleType, SimpleNamespace
 
 from .concurrency_py import ConcurrencyCounters as ConcurrencyCounters
 from .dag_index_py import DagIndex as DagIndex
+from .job_record_py import Job as Job
+from .job_table_py import JobTable as JobTable
 from .lease_table_py import LeaseTable as LeaseTable
 from .ready_queues_py import ReadyQueues as ReadyQueues
 from .timer_index_py import TimerIndex as TimerIndex
@@ -36,6 +38,8 @@ KERNELS: dict[str, str] = {
     "dag_index": "DagIndex",
     "token_buckets": "TokenBuckets",
     "concurrency": "ConcurrencyCounters",
+    "job_record": "Job",
+    "job_table": "JobTable",
 }
 
 NO_EXTENSIONS = os.environ.get("BROKER_NO_EXTENSIONS", "") not in ("", "0")
@@ -85,6 +89,8 @@ __all__ = [
     "TWINS",
     "ConcurrencyCounters",
     "DagIndex",
+    "Job",
+    "JobTable",
     "LeaseTable",
     "ReadyQueues",
     "TimerIndex",

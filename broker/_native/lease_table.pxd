@@ -29,8 +29,9 @@ cdef extern from * nogil:
     };
 
     // Open-addressing map from a job (int64 >= 0) to a value, job -1 marking
-    // a free slot: Robin Hood linear probing in a power-of-two table at most
-    // half full, with backward-shift erase (no tombstones). Unlike a node
+    // a free slot: Robin Hood linear probing in a table at most 3/4 full that
+    // grows by half (any size: the home slot is a multiply-shift range
+    // reduction, not a mask), with backward-shift erase (no tombstones). Unlike a node
     // based std::unordered_map, a lookup mostly touches one cache line, and
     // inserting or erasing allocates nothing. Robin Hood order bounds the
     // probes: a lookup or erase stops at the first entry nearer its home than
@@ -49,7 +50,7 @@ cdef extern from * nogil:
 
         size_t find(int64_t job) const {
             if (job < 0) return JOB_MAP_NONE;
-            for (size_t i = home(job), dist = 0;; i = (i + 1) & mask_, ++dist) {
+            for (size_t i = home(job), dist = 0;; i = next(i), ++dist) {
                 int64_t other = slots_[i].job;
                 if (other == job) return i;
                 if (other < 0 || displacement(i, other) < dist) return JOB_MAP_NONE;
@@ -61,14 +62,14 @@ cdef extern from * nogil:
 
         // A fresh value slot for ``job``, which must be absent and >= 0.
         V* insert(int64_t job) {
-            if ((count_ + 1) * 2 > slots_.size()) rehash(slots_.size() * 2);
+            if ((count_ + 1) * 4 > slots_.size() * 3) rehash(slots_.size() + slots_.size() / 2);
             ++count_;
             return place(Slot{job, V()});
         }
 
         void erase_at(size_t hole) {
             // Shift the rest of the run back by one, up to an entry at its home.
-            for (size_t i = (hole + 1) & mask_;; i = (i + 1) & mask_) {
+            for (size_t i = next(hole);; i = next(i)) {
                 int64_t job = slots_[i].job;
                 if (job < 0 || displacement(i, job) == 0) break;
                 slots_[hole] = slots_[i];
@@ -80,8 +81,6 @@ cdef extern from * nogil:
 
         void clear() {
             std::vector<Slot>(16, Slot{-1, V()}).swap(slots_);
-            mask_ = 15;
-            shift_ = 60;
             count_ = 0;
         }
 
@@ -91,27 +90,32 @@ cdef extern from * nogil:
             V value;
         };
         std::vector<Slot> slots_;
-        size_t mask_;
-        unsigned shift_;  // 64 - log2(capacity)
         size_t count_;
 
         size_t home(int64_t job) const {
             // Fibonacci hashing (the top bits of a multiplicative hash): ids in
             // strides or with shard bits spread as well as consecutive ones.
             // An identity-like hash, which keeps consecutive ids together as a
-            // dict does, clusters on such ids.
-            return (size_t)(((uint64_t)job * 0x9E3779B97F4A7C15ull) >> shift_);
+            // dict does, clusters on such ids. The high half of the product
+            // with the size maps it onto the table.
+            uint64_t hash = (uint64_t)job * 0x9E3779B97F4A7C15ull;
+            return (size_t)(((unsigned __int128)hash * slots_.size()) >> 64);
+        }
+
+        size_t next(size_t slot) const {
+            return slot + 1 == slots_.size() ? 0 : slot + 1;
         }
 
         size_t displacement(size_t slot, int64_t job) const {
-            return (slot - home(job)) & mask_;
+            size_t from = home(job);
+            return slot >= from ? slot - from : slot + slots_.size() - from;
         }
 
         // Robin Hood insert: an entry further from its home takes the slot of
         // one nearer to its own, which moves on. Returns where ``carry`` lands.
         V* place(Slot carry) {
             V* landed = nullptr;
-            for (size_t i = home(carry.job), dist = 0;; i = (i + 1) & mask_, ++dist) {
+            for (size_t i = home(carry.job), dist = 0;; i = next(i), ++dist) {
                 Slot& slot = slots_[i];
                 if (slot.job < 0) {
                     slot = carry;
@@ -129,8 +133,6 @@ cdef extern from * nogil:
         void rehash(size_t capacity) {
             std::vector<Slot> old(capacity, Slot{-1, V()});
             old.swap(slots_);
-            mask_ = capacity - 1;
-            --shift_;
             for (const Slot& slot : old) {
                 if (slot.job >= 0) place(slot);
             }

@@ -1,4 +1,4 @@
-from libc.stdint cimport int32_t, int64_t, uint16_t, uint32_t
+from libc.stdint cimport int32_t, int64_t, uint16_t, uint32_t, uint64_t
 from libcpp.deque cimport deque
 from libcpp.unordered_map cimport unordered_map
 from libcpp.vector cimport vector
@@ -44,6 +44,18 @@ cdef extern from *:
     """
     void rq_prefetch(const void *p) noexcept nogil
 
+# The home slot of a hash in a table of ``n`` slots: the high half of a 64 x 64
+# bit product (Lemire's multiply-shift range reduction), so a table can have
+# any size, not only a power of two, and grow by half instead of doubling.
+cdef extern from *:
+    """
+    #include <stdint.h>
+    static inline size_t rq_range(uint64_t hash, size_t n) {
+        return (size_t)(((unsigned __int128)hash * n) >> 64);
+    }
+    """
+    size_t rq_range(uint64_t hash, size_t n) noexcept nogil
+
 cdef enum:
     PRIORITIES = 10
 
@@ -82,9 +94,8 @@ cdef struct Slot:
 
 cdef struct JobTable:
     Slot *slots
-    size_t mask        # capacity - 1; capacity is 0 or a power of two
+    size_t cap         # any size (grown by half), 0 before the first insert
     size_t size
-    int shift          # 64 - log2(capacity), for Fibonacci hashing
 
 ctypedef unordered_map[rq_qkey, int32_t, rq_qkey_hash] queue_map
 

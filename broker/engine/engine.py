@@ -11,12 +11,12 @@ a store ever sees.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from .. import _native
 from .. import states as S
+from .._native.job_table_py import JobTable
 from ..errors import IllegalTransition, NotFound, ValidationFailed
 from .commands import (
     ACCEPTED,
@@ -67,7 +67,9 @@ class Engine:
         self.tenants = Interner()
         self.job_types = Interner()
         self.workers = Interner()
-        self.jobs: dict[int, Job] = {}
+        #: live jobs by id; ``make_job`` builds their records
+        self.jobs: JobTable = kernels.JobTable()
+        self.make_job: type[Job] = kernels.Job
         self.ready = kernels.ReadyQueues()
         self.leases = kernels.LeaseTable(first_token)
         self.timers = kernels.TimerIndex()
@@ -211,6 +213,7 @@ class Engine:
             return self._submit_wired(now, tid, run, specs, require_keys=False)
         self._keys.expire(now)
         cfg = self.settings
+        make_job = self.make_job
         replies: list[SubmitReply] = []
         created: list[Job] = []
         ready: list[Job] = []
@@ -225,7 +228,7 @@ class Engine:
             jid = self.next_jid
             self.next_jid = jid + 1
             waits = spec.not_before > now
-            job = Job(
+            job = make_job(
                 jid,
                 tid,
                 self.job_types.id(spec.job_type),
@@ -326,7 +329,7 @@ class Engine:
     def new_job(self, jid: int, tid: int, spec: JobSpec, now: int, meta: JobMeta | None) -> Job:
         """A fresh job, pending until the caller places it."""
         cfg = self.settings
-        return Job(
+        return self.make_job(
             jid,
             tid,
             self.job_types.id(spec.job_type),
@@ -402,7 +405,7 @@ class Engine:
         if not jids:
             return EMPTY_GRANT, []
         jobs = self.jobs
-        granted = list(map(jobs.__getitem__, jids))
+        granted: list[Job] = jobs.get_many(jids)
         wid = self.workers.id(worker)
         if lease_ms is not None:
             deadline = now + lease_ms
@@ -479,7 +482,7 @@ class Engine:
             raise ValidationFailed("complete columns differ in length")
         tid = self.tenants.find(tenant)
         jobs = self.jobs
-        found = list(map(jobs.get, jids))
+        found = jobs.get_many(jids)
         for job in found:
             if job is None or job.tenant != tid or job.state != S.LEASED:
                 # someone else's job, a repeat or a stale lease: the general path sorts it out
@@ -495,8 +498,8 @@ class Engine:
             return self._complete_some(now, tid, jids, tokens, outputs, released)
         # the hot path: every lease was live; no per-job function call below
         n = len(jids)
-        done: list[Job] = found  # type: ignore[assignment]  # all found, checked above
-        deque(map(jobs.__delitem__, jids), maxlen=0)  # delete them all at C speed
+        done: list[Job] = found  # all found, checked above
+        jobs.pop_many(jids)
         described: list[Job] = []
         for job, token in zip(done, tokens, strict=True):
             job.state = S.SUCCEEDED
@@ -784,7 +787,7 @@ class Engine:
 
     def _job_from_row(self, row: Any, meta: JobMeta | None) -> Job:
         """A job as a store row describes it (recovery, replay)."""
-        job = Job(
+        job = self.make_job(
             row.jid,
             self.tenants.id(row.tenant),
             self.job_types.id(row.job_type),

@@ -248,7 +248,7 @@ class Runs:
         succeeded: list[int] = []
         blocked: list[int] = []
         for job, was in done:
-            run = self.live[job.meta.run_id]  # type: ignore[union-attr, index]
+            run = self.live[job.meta.run_id]
             touched[run.run_id] = run
             if was == S.BLOCKED:
                 run.blocked -= 1
@@ -290,7 +290,7 @@ class Runs:
         jobs = [engine.jobs[jid] for jid in jids]
         for job in jobs:
             engine.move(job, S.BLOCKED)
-            run = self.live[job.meta.run_id]  # type: ignore[union-attr, index]
+            run = self.live[job.meta.run_id]
             run.active -= 1
             run.blocked += 1
         return [Changed(now, jobs, S.BLOCKED, "upstream_failed")]

@@ -54,7 +54,7 @@ def test_invalid_batch_is_refused_whole(engine: Engine) -> None:
         "jobs[1].priority",
         "jobs[2].maxAttempts",
     ]
-    assert engine.jobs == {} and len(engine.ready) == 0 and engine.next_jid == 1
+    assert len(engine.jobs) == 0 and len(engine.ready) == 0 and engine.next_jid == 1
 
 
 def test_idempotency_key_dedupes_live_and_recent(engine: Engine) -> None:

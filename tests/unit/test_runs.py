@@ -91,7 +91,7 @@ def test_bad_wiring_refuses_the_whole_run(engine: Engine, specs: list[JobSpec], 
     with pytest.raises(ValidationFailed) as err:
         engine.create_run(0, T, "r1", None, specs)
     assert field in [d["field"] for d in err.value.details or []]
-    assert engine.jobs == {} and engine.runs.live == {} and engine.next_jid == 1
+    assert len(engine.jobs) == 0 and engine.runs.live == {} and engine.next_jid == 1
     assert len(engine.runs.dag) == 0
 
 

@@ -1,0 +1,34 @@
+"""Type stubs of the compiled job record; ``job_record_py.py`` is the specification."""
+
+from typing import Any
+
+class Job:
+    jid: int
+    created: int
+    not_before: int
+    last_token: int
+    tenant: int
+    jtype: int
+    lease_ms: int
+    attempt: int
+    max_attempts: int
+    priority: int
+    state: int
+    payload: bytes
+    meta: Any
+    last_status: str
+
+    def __init__(
+        self,
+        jid: int,
+        tenant: int,
+        jtype: int,
+        priority: int,
+        max_attempts: int,
+        lease_ms: int,
+        created: int,
+        not_before: int,
+        payload: bytes,
+        meta: Any,
+        state: int,
+    ) -> None: ...
