@@ -116,8 +116,13 @@ cdef class JobTable:
 
     def pop_many(self, jobs):
         """Delete each job; KeyError at the first one missing (earlier ones stay deleted)."""
+        cdef int64_t key
+        cdef size_t slot
         for job in jobs:
-            del self[job]
+            slot = self._map.find(key) if _key(job, &key) else JOB_MAP_NONE
+            if slot == JOB_MAP_NONE:
+                raise KeyError(job)
+            self._drop(slot)
 
     def keys(self):
         cdef list out = []
