@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from ..engine import Engine, Record
+from ..engine import Engine, Finished, Record
 from .clock import Clock
 
 
@@ -43,7 +43,8 @@ class Ticker:
         expired = self.engine.expire_leases(now)
         released = self.engine.release_due(now)
         for record in expired:
-            self.expired += len(record.jobs)  # type: ignore[union-attr]
+            if isinstance(record, Finished):  # runs' records may follow
+                self.expired += len(record.jobs)
         if expired or released:
             self.on_records(expired + released)
 
