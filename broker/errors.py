@@ -72,6 +72,26 @@ class Backpressure(OrchestratorError):
     retry_after_s = 1
 
 
+class RateLimited(OrchestratorError):
+    """Too many jobs queued (for the tenant, or in all): shed load before it grows."""
+
+    code = "RATE_LIMITED"
+
+    def __init__(self, message: str, *, limit: int, remaining: int, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.remaining = remaining
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "Retry-After": str(self.retry_after_s),
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(self.retry_after_s),
+        }
+
+
 HTTP_STATUS: dict[str, int] = {
     "UNAUTHENTICATED": 401,
     "FORBIDDEN": 403,

@@ -20,12 +20,20 @@ from aiohttp import web
 
 from .. import states
 from ..engine.commands import ACCEPTED
-from ..errors import HTTP_STATUS, Backpressure, NotFound, OrchestratorError, PayloadTooLarge
+from ..errors import (
+    HTTP_STATUS,
+    Backpressure,
+    NotFound,
+    OrchestratorError,
+    PayloadTooLarge,
+    RateLimited,
+)
 from ..service import Broker
 from . import openapi, render
 from .auth import Authenticator, Principal
 from .idempotency import Answer, IdempotencyCache
 from .ids import parse_job_id
+from .limits import LimitRoutes
 from .metrics import Metrics
 from .requests import parse_ack, parse_claim, parse_heartbeat, parse_json, parse_submit
 from .runs import RunRoutes
@@ -99,6 +107,8 @@ async def envelope_middleware(request: web.Request, handler: Handler) -> web.Str
         headers = None
         if isinstance(exc, Backpressure):
             headers = {"Retry-After": str(exc.retry_after_s)}
+        elif isinstance(exc, RateLimited):
+            headers = exc.headers()
         return error_response(exc.code, exc.message, trace, exc.details, headers)
     except web.HTTPException as exc:
         if exc.status < 400:
@@ -194,6 +204,8 @@ class Api:
     def _count_refusal(self, exc: OrchestratorError) -> None:
         if isinstance(exc, Backpressure):
             self.refused["backpressure"] += 1
+        elif isinstance(exc, RateLimited):
+            self.refused["rate_limited"] += 1
 
     # -- jobs -----------------------------------------------------------------------
     async def submit(self, request: web.Request) -> web.Response:
@@ -207,7 +219,7 @@ class Api:
             )
             try:
                 replies = await self.broker.submit(tenant, specs)
-            except Backpressure as exc:
+            except (Backpressure, RateLimited) as exc:
                 self._count_refusal(exc)
                 raise
             jobs = [
@@ -392,6 +404,7 @@ def make_app(
     app.router.add_post(f"{BASE}/worker/heartbeat", api.heartbeat)
     app.router.add_post(f"{BASE}/worker/ack", api.ack)
     RunRoutes(api).register(app, BASE)
+    LimitRoutes(api).register(app, BASE)
     app.router.add_get("/healthz", api.healthz, allow_head=False)
     app.router.add_get("/readyz", api.readyz, allow_head=False)
     app.router.add_get("/metrics", api.metrics_route, allow_head=False)

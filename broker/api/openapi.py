@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from .openapi_limits import LIMIT_SCHEMAS, limit_paths
 from .openapi_parts import AUTH, IDEMPOTENCY_HEADER, body, errors, ok, op, ref
 from .openapi_runs import RUN_SCHEMAS, run_paths
 
@@ -367,6 +368,7 @@ def document() -> dict[str, Any]:
             )
         },
         **run_paths(BASE),
+        **limit_paths(BASE),
         "/healthz": {"get": op("The process is up", None, ok("Status"))},
         "/readyz": {
             "get": op("State loaded and store reachable", None, {**ok("Status"), **errors("503")})
@@ -395,7 +397,7 @@ def document() -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "paths": paths,
         "components": {
-            "schemas": {**_SCHEMAS, **RUN_SCHEMAS},
+            "schemas": {**_SCHEMAS, **RUN_SCHEMAS, **LIMIT_SCHEMAS},
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
             },

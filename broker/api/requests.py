@@ -24,6 +24,7 @@ JOB_TYPE = re.compile(r"[a-z0-9._-]{1,128}\Z")
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}\Z")
 MAX_JOBS_PER_SUBMIT = 10_000
 MAX_ITEMS = 1_000
+THROTTLED_CLASS = "http_429"  # an upstream "too many requests": slows the job's source
 
 SUBMIT_FIELDS = frozenset(
     {
@@ -406,28 +407,10 @@ def _ack_item(result: dict[str, Any], where: str, p: Problems) -> AckItem | None
     status = result.get("status")
     if type(status) is not str or status not in ACK_STATUSES:
         p.add(f"{where}.status", "must be succeeded, failed, canceled or timed_out")
-    retryable, retry_after_ms, error = True, 0, None
+    retryable, retry_after_ms, error, throttled = True, 0, None, False
     raw_error = result.get("error")
     if raw_error is not None and _object(raw_error, f"{where}.error", ERROR_FIELDS, p):
-        if "class" in raw_error:
-            _str(raw_error["class"], f"{where}.error.class", 128, p)
-        if "message" in raw_error and not isinstance(raw_error["message"], str):
-            p.add(f"{where}.error.message", "must be a string")
-        if "retryable" in raw_error:
-            if not isinstance(raw_error["retryable"], bool):
-                p.add(f"{where}.error.retryable", "must be true or false")
-            else:
-                retryable = raw_error["retryable"]
-        after = raw_error.get("retryAfterSeconds")
-        if after is not None:
-            if (
-                isinstance(after, bool)
-                or not isinstance(after, int | float)
-                or not 0 <= after <= 86_400
-            ):
-                p.add(f"{where}.error.retryAfterSeconds", "must be a number 0..86400")
-            else:
-                retry_after_ms = int(after * 1000)
+        retryable, retry_after_ms, throttled = _ack_error(raw_error, f"{where}.error", p)
         error = orjson.dumps(raw_error)
     artifacts = result.get("artifacts")
     if artifacts is not None:
@@ -437,7 +420,32 @@ def _ack_item(result: dict[str, Any], where: str, p: Problems) -> AckItem | None
         output = orjson.dumps({"output": result.get("output"), "artifacts": artifacts or []})
     if type(status) is not str or status not in ACK_STATUSES:
         return None
-    return AckItem(jid, token, status, retryable, retry_after_ms, error, output)
+    return AckItem(jid, token, status, retryable, retry_after_ms, error, output, throttled)
+
+
+def _ack_error(raw: dict[str, Any], where: str, p: Problems) -> tuple[bool, int, bool]:
+    """(retryable, retry after ms, throttled) of a worker's error object."""
+    retryable, retry_after_ms = True, 0
+    if "class" in raw:
+        _str(raw["class"], f"{where}.class", 128, p)
+    if "message" in raw and not isinstance(raw["message"], str):
+        p.add(f"{where}.message", "must be a string")
+    if "retryable" in raw:
+        if not isinstance(raw["retryable"], bool):
+            p.add(f"{where}.retryable", "must be true or false")
+        else:
+            retryable = raw["retryable"]
+    after = raw.get("retryAfterSeconds")
+    if after is not None:
+        if (
+            isinstance(after, bool)
+            or not isinstance(after, int | float)
+            or not 0 <= after <= 86_400
+        ):
+            p.add(f"{where}.retryAfterSeconds", "must be a number 0..86400")
+        else:
+            retry_after_ms = int(after * 1000)
+    return retryable, retry_after_ms, raw.get("class") == THROTTLED_CLASS
 
 
 def _check_artifacts(artifacts: Any, where: str, p: Problems) -> None:

@@ -75,6 +75,7 @@ class AckItem(NamedTuple):
     retry_after_ms: int = 0
     error: bytes | None = None
     output: bytes | None = None
+    throttled: bool = False  # the upstream said "too many requests" (error class http_429)
 
 
 class AckReply(NamedTuple):

@@ -38,8 +38,18 @@ from .commands import (
 from .idempotency import IdempotencyKeys
 from .interner import Interner
 from .job import Job, JobMeta
+from .limits import FlowControl, Quota, Source
 from .recent import RecentJobs
-from .records import Audited, Changed, Extended, Finished, Leased, Record, Submitted
+from .records import (
+    Audited,
+    Changed,
+    Extended,
+    Finished,
+    Leased,
+    LimitChanged,
+    Record,
+    Submitted,
+)
 from .retry import RetryPolicy
 from .runs import Member, Run, Runs
 from .settings import EngineSettings
@@ -83,6 +93,10 @@ class Engine:
         self._recent = RecentJobs(self.settings.recent_finished)
         self._keys = IdempotencyKeys(self.settings.idempotency_retention_ms)
         self.runs = Runs(self, kernels)
+        self.limits = FlowControl(kernels)
+        #: set when limits put jobs back in reach (the service wakes long polls)
+        self.lifted = False
+        self.live_per_tenant: dict[int, int] = {}
 
     # -- queries ------------------------------------------------------------
     def finished_state(self, jid: int) -> int:
@@ -91,12 +105,9 @@ class Engine:
         return -1 if done is None else done.state
 
     def next_wakeup(self) -> int:
-        """Earliest lease deadline or timer due time (ms), -1 when none."""
-        deadline: int = self.leases.next_deadline()
-        due: int = self.timers.next_due()
-        if deadline < 0:
-            return due
-        return deadline if due < 0 else min(deadline, due)
+        """Earliest lease deadline, timer due time or limit lifting (ms), -1 when none."""
+        times = (self.leases.next_deadline(), self.timers.next_due(), self.limits.next_wakeup())
+        return min((t for t in times if t >= 0), default=-1)
 
     # -- recovery ---------------------------------------------------------------
     def restore(
@@ -132,6 +143,7 @@ class Engine:
             if job.meta is not None and job.meta.idempotency_key is not None:
                 self._keys.claim(job.tenant, job.meta.idempotency_key, job.jid)
             counts[job.state] += 1
+            self._count_live(job.tenant, 1)
         self._restore_runs(runs, members, decode_meta)
         for job, due in timed:
             if not self.runs.waiting(job.jid):  # a job waiting on parents has no timer
@@ -251,6 +263,7 @@ class Engine:
             self.state_counts[job.state] += 1
             created.append(job)
             replies.append(SubmitReply(jid, job.state, False, now))
+        self._count_live(tid, len(created))
         if ready:
             self.enqueue(ready)
         return replies, ([Submitted(now, created)] if created else [])
@@ -319,6 +332,7 @@ class Engine:
             if job.meta is not None and job.meta.idempotency_key is not None:
                 self._keys.claim(tid, job.meta.idempotency_key, job.jid)
             replies[index] = SubmitReply(job.jid, job.state, False, now)
+        self._count_live(tid, len(jobs))
         for index, first in repeats.items():
             replies[index] = replies[first]._replace(deduplicated=True)  # type: ignore[union-attr]
         if ready:
@@ -406,6 +420,11 @@ class Engine:
             return EMPTY_GRANT, []
         jobs = self.jobs
         granted: list[Job] = jobs.get_many(jids)
+        if self.limits.active:
+            granted = self._admit(now, granted)
+            if not granted:
+                return EMPTY_GRANT, []
+            jids = [job.jid for job in granted]
         wid = self.workers.id(worker)
         if lease_ms is not None:
             deadline = now + lease_ms
@@ -421,6 +440,15 @@ class Engine:
         counts[S.LEASED] += len(jids)
         grant = Grant(granted, tokens, deadlines)
         return grant, [Leased(now, worker, granted, tokens, deadlines)]
+
+    def _admit(self, now: int, popped: list[Job]) -> list[Job]:
+        """The popped jobs the limits let through; the rest go back or are parked."""
+        limits = self.limits
+        granted = limits.admit(now, popped, lambda back: self.enqueue(back, front=True))
+        for tid, jtype in limits.to_hold:
+            self.ready.set_held(tid, jtype, True)
+        limits.to_hold.clear()
+        return granted
 
     def heartbeat(
         self,
@@ -510,8 +538,12 @@ class Engine:
         self._recent.add_many(jids, done)
         for job in described:
             self._after_finish(now, job, S.LEASED)
+        if self.limits.holding:
+            for job in done:
+                self.limits.finished(now, job, "succeeded")
         self.state_counts[S.LEASED] -= n
         self.state_counts[S.SUCCEEDED] += n
+        self._count_live(tid, -n)
         replies = [_ACCEPTED_SUCCEEDED] * n
         fin = Finished(
             now,
@@ -552,6 +584,8 @@ class Engine:
             job.last_status = "succeeded"
             self._recent.add(job)
             self._after_finish(now, job, S.LEASED)
+            if self.limits.holding:
+                self.limits.finished(now, job, "succeeded")
             done.append(job)
             done_tokens.append(token)
             done_outputs.append(outputs[index] if outputs is not None else None)
@@ -561,6 +595,7 @@ class Engine:
             return replies, []
         self.state_counts[S.LEASED] -= n
         self.state_counts[S.SUCCEEDED] += n
+        self._count_live(tid, -n)
         fin = Finished(
             now, done, done_tokens, ["succeeded"] * n, [S.SUCCEEDED] * n, [0] * n, [None] * n,
             done_outputs,
@@ -625,19 +660,21 @@ class Engine:
                 raise IllegalTransition(jid, S.NAMES[done.state], "canceled")
             raise NotFound(f"job {jid} not found")
         self._check_move(job, S.CANCELED)
-        self.withdraw(job)
+        self.withdraw(job, now)
         self.retire(now, job, S.CANCELED, job.last_token, "canceled")
         return S.CANCELED, [Changed(now, [job], S.CANCELED, "canceled"), *self.runs.settle(now)]
 
-    def withdraw(self, job: Job) -> None:
-        """Take a live job out of the kernel that holds it (before a cancel)."""
+    def withdraw(self, job: Job, now: int) -> None:
+        """Take a live job out of the structure that holds it (before a cancel)."""
         if job.state == S.READY:
-            self.ready.remove(job.jid)
+            if not self.ready.remove(job.jid):
+                self.limits.withdraw(job)  # parked by a limit
         elif job.state == S.PENDING:
             self.timers.remove(job.jid)
         elif job.state == S.LEASED:
             job.last_token = self.leases.revoke(job.jid)
             job.last_status = "canceled"
+            self.limits.finished(now, job, "canceled")
 
     def expire_leases(self, now: int, limit: int = -1) -> list[Record]:
         """Take back leases whose deadline passed: ready again, or dead when spent."""
@@ -651,6 +688,8 @@ class Engine:
             token = flat[i + 1]
             job.last_token = token
             job.last_status = "expired"
+            if self.limits.holding:
+                self.limits.finished(now, job, "failed")
             if job.attempt >= job.max_attempts:
                 self.retire(now, job, S.DEAD, token, "expired")
             else:
@@ -663,7 +702,9 @@ class Engine:
         return [fin, *self.runs.settle(now)]
 
     def release_due(self, now: int, limit: int = -1) -> list[Record]:
-        """Make jobs whose not-before or retry backoff has passed claimable."""
+        """Make jobs whose not-before or retry backoff has passed claimable (and
+        put back in reach what limits held, once they allow it again)."""
+        self._lift_limits(now)
         due = self.timers.pop_due(now, limit)
         if not due:
             return []
@@ -672,6 +713,77 @@ class Engine:
             self.move(job, S.READY)
         self.enqueue(jobs)
         return [Changed(now, jobs, S.READY, "due")]
+
+    def _lift_limits(self, now: int) -> None:
+        queues, parked = self.limits.due(now)
+        for tid, jtype in queues:
+            self.ready.set_held(tid, jtype, False)
+        if parked:
+            self.enqueue(list(parked), front=True)
+        if queues or parked:
+            self.lifted = True
+
+    # -- limits (operator configuration) ------------------------------------------------
+    def set_limit(self, now: int, tenant: str, kind: str, name: str, config: object) -> Record:
+        """Set (None: remove) a limit; it takes effect at once. ``kind``: "quota"
+        (``name`` a job type, ``config`` a ``Quota``), "source" (a host, a
+        ``Source``) or "weight" (``name`` empty, the tenant's fairness weight)."""
+        tid = self.tenants.id(tenant)
+        if kind == "quota":
+            assert config is None or isinstance(config, Quota)
+            self.limits.set_quota(tid, self.job_types.id(name), config, now)
+        elif kind == "source":
+            assert config is None or isinstance(config, Source)
+            self.limits.set_source(tid, name, config, now)
+        elif kind == "weight":
+            self.ready.set_weight(tid, 1 if config is None else int(config))  # type: ignore[call-overload]
+        else:
+            raise ValueError(f"unknown limit kind {kind!r}")
+        self._lift_limits(now)
+        return LimitChanged(now, kind, tenant, name, config)
+
+    def limits_of(self, tenant: str, kind: str) -> list[tuple[str, object]]:
+        """A tenant's quotas (by job type) or sources (by host), sorted by name."""
+        tid = self.tenants.find(tenant)
+        found: list[tuple[str, object]] = []
+        if kind == "quota":
+            names = self.job_types.name
+            found = [(names(jt), q) for (t, jt), q in self.limits.quotas.items() if t == tid]
+        elif kind == "source":
+            hosts = self.limits.source_ids.name
+            found = [(hosts(sid), s) for (t, sid), s in self.limits.sources.items() if t == tid]
+        return sorted(found, key=lambda item: item[0])
+
+    def retry_job(self, now: int, tenant: str, row: Any, meta: JobMeta | None) -> list[Record]:
+        """An operator's retry of a dead or canceled job (not in a run): back to
+        ready in place, with a new series of attempts. ``row`` is its store row."""
+        if row.tenant != tenant or row.jid in self.jobs:
+            raise NotFound(f"job {row.jid} is not a finished job of this tenant")
+        job = self._job_from_row(row, meta)
+        if job.state not in (S.DEAD, S.CANCELED):
+            raise IllegalTransition(job.jid, S.NAMES[job.state], "ready")
+        job.attempt = 0
+        self.jobs[job.jid] = job
+        self.move(job, S.READY, revive=True)
+        self.enqueue([job])
+        return [Changed(now, [job], S.READY, "retried")]
+
+    def take_incidents(self) -> list[Record]:
+        """Circuit breakers that opened since the last call, as audit records."""
+        records: list[Record] = []
+        for at, bkey in self.limits.incidents:
+            tid, jtype, sid = self.limits.breaker_parts(bkey)
+            target = f"{self.job_types.name(jtype)}@{self.limits.source_ids.name(sid)}"
+            reason = "failure rate over the threshold"
+            tenant = self.tenants.name(tid)
+            records.append(Audited(at, tenant, "broker", "breaker.opened", target, reason, None))
+        self.limits.incidents.clear()
+        return records
+
+    def restore_limits(self, now: int, limits: Iterable[tuple[str, str, str, object]]) -> None:
+        """Put the limits a store kept back in force (before jobs are restored)."""
+        for kind, tenant, name, config in limits:
+            self.set_limit(now, tenant, kind, name, config)
 
     # -- internals ------------------------------------------------------------
     def enqueue(self, jobs: list[Job], front: bool = False) -> None:
@@ -721,6 +833,8 @@ class Engine:
         status = item.status
         job.last_token = item.token
         job.last_status = status
+        if self.limits.holding:
+            self.limits.finished(now, job, _limit_outcome(item), item.retry_after_ms)
         due = 0
         if status == "succeeded":
             self.retire(now, job, S.SUCCEEDED, item.token, status)
@@ -757,7 +871,9 @@ class Engine:
         """Change a live job's state; ``revive``: it comes back from a terminal
         state, whose count (every job that ever got there) stays."""
         self._check_move(job, dst)
-        if not revive:
+        if revive:
+            self._count_live(job.tenant, 1)
+        else:
             self.state_counts[job.state] -= 1
         self.state_counts[dst] += 1
         job.state = dst
@@ -772,8 +888,18 @@ class Engine:
         job.last_token = token
         job.last_status = status
         del self.jobs[job.jid]
+        self._count_live(job.tenant, -1)
         self._recent.add(job)
         self._after_finish(now, job, was if propagate else -1)
+
+    def _count_live(self, tid: int, n: int) -> None:
+        self.live_per_tenant[tid] = self.live_per_tenant.get(tid, 0) + n
+
+    def live_jobs(self, tenant: str | None = None) -> int:
+        """Jobs not finished yet (pending, ready, leased, blocked), of one tenant or all."""
+        if tenant is None:
+            return len(self.jobs)
+        return self.live_per_tenant.get(self.tenants.find(tenant), 0)
 
     def _after_finish(self, now: int, job: Job, was: int) -> None:
         """Remember a finished job's idempotency key; tell its run (``was`` >= 0)."""
@@ -825,7 +951,7 @@ class Engine:
         for jid, job in self.jobs.items():
             counts[job.state] += 1
             where = {
-                "ready": jid in self.ready,
+                "ready": jid in self.ready or jid in self.limits.parked_jids,
                 "leased": jid in self.leases,
                 "timer": jid in self.timers,
             }
@@ -848,6 +974,15 @@ class Engine:
         if len(self.ready) != counts[S.READY] or len(self.leases) != counts[S.LEASED]:
             errors.append("kernel sizes differ from the job table")
         return errors
+
+
+def _limit_outcome(item: AckItem) -> str:
+    """What a worker's report means for its source's bucket and breaker."""
+    if item.status == "succeeded":
+        return "succeeded"
+    if item.status == "canceled":
+        return "canceled"
+    return "throttled" if item.throttled or item.retry_after_ms else "failed"
 
 
 def _run_of(specs: Sequence[JobSpec]) -> str | None:

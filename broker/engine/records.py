@@ -94,4 +94,17 @@ class Audited(NamedTuple):
     ticket: str | None
 
 
-Record = Submitted | Leased | Extended | Finished | Changed | RunChanged | Audited
+class LimitChanged(NamedTuple):
+    """A limit was set (``config`` a ``Quota`` / ``Source``) or removed (None).
+
+    ``kind`` is "quota" (``name`` a job type), "source" (a source host) or
+    "weight" (``name`` empty, ``config`` the tenant's fairness weight)."""
+
+    at: int
+    kind: str
+    tenant: str
+    name: str
+    config: object
+
+
+Record = Submitted | Leased | Extended | Finished | Changed | RunChanged | Audited | LimitChanged

@@ -329,7 +329,7 @@ class Runs:
         run.canceled = True
         jobs = [engine.jobs[jid] for jid in run.members if jid in engine.jobs]
         for job in jobs:
-            engine.withdraw(job)
+            engine.withdraw(job, now)
             # not noted for propagation: every member goes, none is blocked by another
             engine.retire(now, job, S.CANCELED, job.last_token, "canceled", propagate=False)
         run.failed += len(jobs)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from .. import states
 from ..engine import (
@@ -31,11 +31,14 @@ from ..engine import (
     Submitted,
 )
 from ..engine.commands import EMPTY_GRANT
-from ..errors import Backpressure
+from ..engine.limits import Quota, Source
+from ..engine.records import Audited
+from ..errors import Backpressure, NotFound, RateLimited
 from ..store import JobHistory, Ledger
 from .clock import Clock, SystemClock
 from .flusher import Flusher
 from .journal import Journal
+from .limit_codec import decode_limit
 from .meta_codec import decode_meta
 from .runs import RunOps
 from .settings import ServiceSettings
@@ -45,6 +48,16 @@ from .waiters import Waiters
 log = logging.getLogger("broker")
 
 TOKEN_EPOCH_SHIFT = 40
+
+
+class Audit(NamedTuple):
+    """Who asked for an operator action, and why (goes to the audit log)."""
+
+    actor: str
+    action: str
+    target: str
+    reason: str | None
+    ticket: str | None
 
 
 class Service(Protocol):
@@ -80,6 +93,10 @@ class Broker:
             first_jid=live.next_jid,
             first_token=(self.epoch << TOKEN_EPOCH_SHIFT) + 1,
         )
+        self.engine.restore_limits(
+            self.clock.now_ms(),
+            [(r.kind, r.tenant, r.name, decode_limit(r.kind, r.config)) for r in live.limits],
+        )
         self.engine.restore(live.jobs, live.recent_keyed, decode_meta, live.runs, live.run_members)
         log.info(
             "loaded %d live jobs from %s (boot epoch %d)",
@@ -112,6 +129,7 @@ class Broker:
 
     # -- commands -------------------------------------------------------------------
     async def submit(self, tenant: str, specs: Sequence[JobSpec]) -> list[SubmitReply]:
+        self.refuse_if_crowded(tenant, len(specs))
         run_id = next((s.meta.run_id for s in specs if s.meta and s.meta.run_id), None)
         if run_id is not None:
             return await self.runs.join(tenant, run_id, specs)
@@ -174,6 +192,7 @@ class Broker:
         self.refuse_if_saturated()
         self.ticker.tick()  # an ack after the lease deadline is a conflict, reaper or not
         replies, records = self.engine.ack(self.clock.now_ms(), tenant, items)
+        records.extend(self.engine.take_incidents())
         self.counters["acked"] += len(items)
         self.after(records)
         await self.flusher.commit(records)
@@ -186,8 +205,9 @@ class Broker:
         self.refuse_if_saturated()
         self.ticker.tick()
         replies, records = self.engine.complete(self.clock.now_ms(), tenant, jids, tokens)
+        records.extend(self.engine.take_incidents())
         self.counters["acked"] += len(jids)
-        if len(records) > 1:  # jobs of runs finished: their children may be claimable now
+        if len(records) > 1 or self.engine.limits.active:  # children claimable, slots freed
             self.after(records)
         await self.flusher.commit(records)
         return replies
@@ -198,6 +218,59 @@ class Broker:
         await self.flusher.commit(records)
         return state
 
+    async def set_limit(
+        self, tenant: str, kind: str, name: str, config: object, audit: Audit
+    ) -> None:
+        """An operator's change of a limit, in force at once, answered once durable."""
+        self.refuse_if_saturated()
+        now = self.clock.now_ms()
+        records = [
+            self.engine.set_limit(now, tenant, kind, name, config),
+            Audited(now, tenant, audit.actor, audit.action, audit.target, audit.reason,
+                    audit.ticket),
+        ]  # fmt: skip
+        self._wake_if_lifted()
+        await self.flusher.commit(records)
+
+    def quotas_of(self, tenant: str) -> list[tuple[str, Quota]]:
+        return self.engine.limits_of(tenant, "quota")  # type: ignore[return-value]
+
+    def sources_of(self, tenant: str) -> list[tuple[str, Source]]:
+        return self.engine.limits_of(tenant, "source")  # type: ignore[return-value]
+
+    def quota_of(self, tenant: str, job_type: str) -> Quota | None:
+        return dict(self.quotas_of(tenant)).get(job_type)
+
+    def source_of(self, tenant: str, host: str) -> Source | None:
+        return dict(self.sources_of(tenant)).get(host)
+
+    async def retry_job(
+        self, tenant: str, jid: int, public_id: str, audit: Audit
+    ) -> tuple[int, int]:
+        """Manual retry of a dead or canceled job, in place; a job of a run is
+        retried by replaying it in its run. Returns (jid, new state)."""
+        self.refuse_if_saturated()
+        found = await self.read_job(jid)
+        if found is None or found.job.tenant != tenant:
+            raise NotFound(f"job {public_id} not found")
+        meta = decode_meta(found.job.meta)
+        if meta is not None and meta.run_id is not None:
+            await self.runs.replay(tenant, meta.run_id, [jid], audit.actor, audit.reason or "")
+        else:
+            now = self.clock.now_ms()
+            records = self.engine.retry_job(now, tenant, found.job, meta)
+            records.append(Audited(now, tenant, audit.actor, audit.action, audit.target,
+                                   audit.reason, audit.ticket))  # fmt: skip
+            self.after(records)
+            await self.flusher.commit(records)
+        job = self.engine.jobs.get(jid)
+        return jid, job.state if job is not None else self.engine.finished_state(jid)
+
+    def _wake_if_lifted(self) -> None:
+        if self.engine.lifted:
+            self.engine.lifted = False
+            self.waiters.wake_all()
+
     async def read_job(self, jid: int) -> JobHistory | None:
         """A job's stored row and history, after pending writes about it landed."""
         await self.flusher.commit([], everything=True)
@@ -207,6 +280,20 @@ class Broker:
         return self.started and self.flusher.healthy and await self.ledger.ping()
 
     # -- internals --------------------------------------------------------------------
+    def refuse_if_crowded(self, tenant: str, adding: int) -> None:
+        """Shed submissions past the live-job limits (429), before memory grows."""
+        for limit, live, whose in (
+            (self.settings.max_live_per_tenant, self.engine.live_jobs(tenant), "this tenant"),
+            (self.settings.max_live, self.engine.live_jobs(), "the broker"),
+        ):
+            if limit and live + adding > limit:
+                raise RateLimited(
+                    f"{whose} has {live} unfinished jobs; the limit is {limit}",
+                    limit=limit,
+                    remaining=max(0, limit - live),
+                    retry_after_s=1,
+                )
+
     def refuse_if_saturated(self) -> None:
         if self.flusher.saturated:
             raise Backpressure(
@@ -214,12 +301,15 @@ class Broker:
             )
 
     def _records_from_ticker(self, records: list[Record]) -> None:
-        self.flusher.add(records)
+        self.flusher.add([*records, *self.engine.take_incidents()])
         self._wake_ready(records)
+        self._wake_if_lifted()
 
     def after(self, records: list[Record]) -> None:
         """Wake claims that can now get jobs and re-arm the ticker for new deadlines."""
         self._wake_ready(records)
+        if self.engine.limits.active:  # freed slots and refilled buckets lift limits
+            self.ticker.poke(self.engine.next_wakeup())
         for record in records:
             if isinstance(record, Finished):
                 due = [d for d in record.due if d]

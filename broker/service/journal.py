@@ -14,9 +14,10 @@ snapshot is consistent without locks.
 from __future__ import annotations
 
 from ..engine import Changed, Engine, Extended, Finished, Job, Leased, Record, Submitted
-from ..engine.records import Audited, RunChanged
+from ..engine.records import Audited, LimitChanged, RunChanged
 from ..states import LEASED, PENDING
-from ..store import AuditRow, FlushBatch, HistoryRow, JobRow, RunRow
+from ..store import AuditRow, FlushBatch, HistoryRow, JobRow, LimitRow, RunRow
+from .limit_codec import encode_limit
 from .meta_codec import encode_meta
 
 
@@ -71,11 +72,13 @@ class Journal:
         self._events: dict[int, list[_Event]] = {}
         self._runs: dict[str, RunRow] = {}
         self._audit: list[AuditRow] = []
+        self._limits: dict[tuple[str, str, str], LimitRow] = {}
         self._now = 0
 
     def __len__(self) -> int:
         """Jobs (and runs, audit entries) waiting to be written: the flush backlog."""
-        return len(self._new) + len(self._touched) + len(self._runs) + len(self._audit)
+        writes = len(self._runs) + len(self._audit) + len(self._limits)
+        return len(self._new) + len(self._touched) + writes
 
     def add(self, records: list[Record]) -> None:
         for record in records:
@@ -94,13 +97,22 @@ class Journal:
                 for job in record.jobs:
                     event = _Event(record.at, record.state, job.attempt, reason=record.reason)
                     self._event_list(job).append(event)
-            elif isinstance(record, RunChanged):
-                self._runs[record.run_id] = RunRow(
-                    record.run_id, record.tenant, record.token, record.created, record.status,
-                    record.at,
-                )  # fmt: skip
-            elif isinstance(record, Audited):
-                self._audit.append(AuditRow(*record))
+            else:
+                self._operator(record)
+
+    def _operator(self, record: Record) -> None:
+        """Records that are not about jobs: runs, audit entries, limits."""
+        if isinstance(record, RunChanged):
+            self._runs[record.run_id] = RunRow(
+                record.run_id, record.tenant, record.token, record.created, record.status,
+                record.at,
+            )  # fmt: skip
+        elif isinstance(record, Audited):
+            self._audit.append(AuditRow(*record))
+        elif isinstance(record, LimitChanged):
+            key = (record.kind, record.tenant, record.name)
+            config = encode_limit(record.kind, record.config)
+            self._limits[key] = LimitRow(*key, config, record.at)
 
     def cut(self, now: int | None = None, everything: bool = False) -> FlushBatch:
         """What is ready to be written, as rows; claims younger than ``hold_ms`` stay
@@ -130,12 +142,16 @@ class Journal:
             for job in self._new.values()
             if job.meta is not None and job.meta.run_id is not None
         ]
-        batch = FlushBatch(inserts, history, list(self._runs.values()), members, self._audit)
+        batch = FlushBatch(
+            inserts, history, list(self._runs.values()), members, self._audit,
+            list(self._limits.values()),
+        )  # fmt: skip
         self._new = {}
         self._touched = held_jobs
         self._events = held_events
         self._runs = {}
         self._audit = []
+        self._limits = {}
         return batch
 
     def due_in_ms(self, now: int) -> int:

@@ -42,6 +42,7 @@ class RunOps:
     # -- commands -------------------------------------------------------------------
     async def create(self, tenant: str, token: str | None, specs: Sequence[JobSpec]) -> RunReply:
         broker = self.broker
+        broker.refuse_if_crowded(tenant, len(specs))
         broker.refuse_if_saturated()
         now = broker.clock.now_ms()
         reply, records = broker.engine.create_run(now, tenant, new_run_id(now), token, specs)

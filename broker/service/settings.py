@@ -17,3 +17,7 @@ class ServiceSettings:
     # a claim's row waits this long for its ack, so both are written as one row
     # (claims are write-behind: a crash loses at most this much of them)
     claim_hold_ms: int = 1_000
+    # live (unfinished) jobs past which submissions get RATE_LIMITED (429): per
+    # tenant, and in all; 0 turns a limit off
+    max_live_per_tenant: int = 0
+    max_live: int = 0

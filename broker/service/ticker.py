@@ -45,7 +45,7 @@ class Ticker:
         for record in expired:
             if isinstance(record, Finished):  # runs' records may follow
                 self.expired += len(record.jobs)
-        if expired or released:
+        if expired or released or self.engine.lifted:
             self.on_records(expired + released)
 
     async def start(self) -> None:

@@ -14,6 +14,7 @@ from .rows import (
     HistoryRow,
     JobHistory,
     JobRow,
+    LimitRow,
     LiveState,
     RunHistory,
     RunRow,
@@ -34,6 +35,7 @@ class MemoryLedger(Ledger):
         self._runs: dict[str, RunRow] = {}
         self._run_of: dict[int, str] = {}
         self._audit: list[AuditRow] = []
+        self._limits: dict[tuple[str, str, str], LimitRow] = {}
 
     async def open(self) -> None:
         self._open = True
@@ -59,6 +61,11 @@ class MemoryLedger(Ledger):
             )
         self._run_of.update((jid, run_id) for run_id, jid in batch.members)
         self._audit.extend(batch.audit)
+        for limit in batch.limits:
+            if limit.config is None:
+                self._limits.pop(limit[:3], None)
+            else:
+                self._limits[limit[:3]] = limit
 
     async def compact(self, limit: int) -> int:
         self._require_open()
@@ -93,7 +100,8 @@ class MemoryLedger(Ledger):
             for row in jobs
             if row.state in states.TERMINAL and self._run_of.get(row.jid) in live_runs
         ]
-        return LiveState(live, max(self._jobs, default=0) + 1, keyed, runs, members)
+        limits = [self._limits[key] for key in sorted(self._limits)]
+        return LiveState(live, max(self._jobs, default=0) + 1, keyed, runs, members, limits)
 
     async def read_run(self, run_id: str) -> RunHistory | None:
         self._require_open()

@@ -27,6 +27,7 @@ from .rows import (
     HistoryRow,
     JobHistory,
     JobRow,
+    LimitRow,
     LiveState,
     RunHistory,
     RunRow,
@@ -112,6 +113,11 @@ class PostgresLedger(Ledger):
                 await conn.executemany(_Q["upsert_run"], batch.runs)
             if batch.audit:
                 await conn.executemany(_Q["append_audit"], batch.audit)
+            for limit in batch.limits:
+                if limit.config is None:
+                    await conn.execute(_Q["delete_limit"], *limit[:3])
+                else:
+                    await conn.execute(_Q["upsert_limit"], *limit)
 
     async def compact(self, limit: int) -> int:
         async with self._db().acquire() as conn, conn.transaction():
@@ -138,7 +144,8 @@ class PostgresLedger(Ledger):
             max_jid = await conn.fetchval(_Q["max_jid"])
             runs = [RunRow(*row) for row in await conn.fetch(_Q["live_runs"], keyed_since)]
             members = [JobRow(*row) for row in await conn.fetch(_Q["live_run_members"])]
-        return LiveState(live, int(max_jid) + 1, keyed, runs, members)
+            limits = [LimitRow(*row) for row in await conn.fetch(_Q["all_limits"])]
+        return LiveState(live, int(max_jid) + 1, keyed, runs, members, limits)
 
     async def read_job(self, jid: int) -> JobHistory | None:
         async with self._db().acquire() as conn:

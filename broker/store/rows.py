@@ -105,6 +105,17 @@ class AuditRow(NamedTuple):
     ticket: str | None
 
 
+class LimitRow(NamedTuple):
+    """An operator's limit: kind ("quota", "source", "weight"), whose, on what, as JSON
+    (None: removed, the row is deleted)."""
+
+    kind: str
+    tenant: str
+    name: str
+    config: bytes | None
+    updated: int
+
+
 class Transition(NamedTuple):
     at: int
     state: int
@@ -120,9 +131,11 @@ class FlushBatch:
     runs: list[RunRow] = field(default_factory=list)  # upserted by run_id
     members: list[tuple[str, int]] = field(default_factory=list)  # (run_id, jid) of new jobs
     audit: list[AuditRow] = field(default_factory=list)
+    limits: list[LimitRow] = field(default_factory=list)  # upserted (deleted when config is None)
 
     def __len__(self) -> int:
-        return len(self.inserts) + len(self.history) + len(self.runs) + len(self.audit)
+        writes = len(self.runs) + len(self.audit) + len(self.limits)
+        return len(self.inserts) + len(self.history) + writes
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +164,7 @@ class LiveState:
     recent_keyed: list[JobRow]  # terminal jobs with meta, finished at or after keyed_since
     runs: list[RunRow] = field(default_factory=list)  # runs with live jobs, recent tokened runs
     run_members: list[JobRow] = field(default_factory=list)  # finished jobs of runs with live ones
+    limits: list[LimitRow] = field(default_factory=list)  # every limit in force
 
 
 def fold(job: JobRow, row: HistoryRow) -> JobRow:

@@ -27,6 +27,7 @@ from .rows import (
     HistoryRow,
     JobHistory,
     JobRow,
+    LimitRow,
     LiveState,
     RunHistory,
     RunRow,
@@ -103,6 +104,11 @@ class SqliteLedger(Ledger):
                 db.executemany(_Q["insert_member"], batch.members)
             if batch.audit:
                 db.executemany(_Q["append_audit"], batch.audit)
+            for limit in batch.limits:
+                if limit.config is None:
+                    db.execute(_Q["delete_limit"], limit[:3])
+                else:
+                    db.execute(_Q["upsert_limit"], limit)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -163,7 +169,8 @@ class SqliteLedger(Ledger):
         (max_jid,) = db.execute(_Q["max_jid"]).fetchone()
         runs = [RunRow(*row) for row in db.execute(_Q["live_runs"], (keyed_since,))]
         members = [JobRow(*row) for row in db.execute(_Q["live_run_members"])]
-        return LiveState(live, int(max_jid) + 1, keyed, runs, members)
+        limits = [LimitRow(*row) for row in db.execute(_Q["all_limits"])]
+        return LiveState(live, int(max_jid) + 1, keyed, runs, members, limits)
 
     async def read_job(self, jid: int) -> JobHistory | None:
         return await self._run(self._read_job, jid)

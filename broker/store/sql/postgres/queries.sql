@@ -118,3 +118,13 @@ SELECT run_id, tenant, token, created, status, updated FROM runs
 -- name: read_audit
 SELECT at, tenant, actor, action, target, reason, ticket FROM audit
  WHERE tenant = $1 ORDER BY seq DESC LIMIT $2
+
+-- name: upsert_limit
+INSERT INTO limits (kind, tenant, name, config, updated) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (kind, tenant, name) DO UPDATE SET config = excluded.config, updated = excluded.updated
+
+-- name: delete_limit
+DELETE FROM limits WHERE kind = $1 AND tenant = $2 AND name = $3
+
+-- name: all_limits
+SELECT kind, tenant, name, config, updated FROM limits ORDER BY kind, tenant, name

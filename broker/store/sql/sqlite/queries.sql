@@ -103,3 +103,13 @@ SELECT * FROM runs
 -- name: read_audit
 SELECT at, tenant, actor, action, target, reason, ticket FROM audit
  WHERE tenant = ? ORDER BY seq DESC LIMIT ?
+
+-- name: upsert_limit
+INSERT INTO limits (kind, tenant, name, config, updated) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (kind, tenant, name) DO UPDATE SET config = excluded.config, updated = excluded.updated
+
+-- name: delete_limit
+DELETE FROM limits WHERE kind = ? AND tenant = ? AND name = ?
+
+-- name: all_limits
+SELECT kind, tenant, name, config, updated FROM limits ORDER BY kind, tenant, name

@@ -88,3 +88,13 @@ CREATE TABLE IF NOT EXISTS audit (
     ticket TEXT
 );
 CREATE INDEX IF NOT EXISTS audit_tenant ON audit (tenant, seq);
+
+-- Operators' limits (quotas, sources, fairness weights), as JSON.
+CREATE TABLE IF NOT EXISTS limits (
+    kind    TEXT    NOT NULL,
+    tenant  TEXT    NOT NULL,
+    name    TEXT    NOT NULL,
+    config  BLOB    NOT NULL,
+    updated INTEGER NOT NULL,
+    PRIMARY KEY (kind, tenant, name)
+);

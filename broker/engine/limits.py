@@ -1,0 +1,403 @@
+"""Flow control: which popped jobs may be leased now, and what holds the rest.
+
+Two kinds of limits, kept where they cost least:
+
+* per (tenant, job type), a **quota**: paused, ``max_active`` in flight,
+  ``per_hour`` with a ``burst``. Every job of such a queue is limited alike, so
+  a quota holds the whole ready queue (the ready-queue kernel skips held
+  queues): no job is looked at again until the quota can admit one.
+* per (tenant, source host), a **source**: paused, a token bucket (rate, burst;
+  cut on an upstream 429, recovering on successes), a temporary throttle,
+  blackout windows, ``max_active``; and a circuit breaker per (tenant, job
+  type, source). Jobs of many sources share a queue, so a limited source's
+  jobs are *parked* here (still ``ready``, out of the queue, in order) and go
+  back to the head of their queues when the source can take them.
+
+Order of the checks: gates that take nothing (pause, blackout, open breaker),
+then tokens, then concurrency slots, then a half-open breaker's probe; a job
+refused at a step gives back what the steps before it took, so a job held
+back by a rate limit never holds a concurrency slot. Nothing here is
+persisted but the configuration: after a restart parked jobs are simply
+ready, and slots in use are counted again from the leased jobs.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .breakers import BreakerSettings, CircuitBreakers
+from .interner import Interner
+from .job import Job
+
+DAY_MS = 86_400_000
+PROBE_WAIT_MS = 1_000  # a half-open breaker with its probes out: look again after this
+_UNLIMITED = -1
+_KEY_SHIFT = 31  # tenant and job type / source ids are interned below 2**31
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """Limits of one (tenant, job type)."""
+
+    max_active: int | None = None
+    per_hour: int | None = None
+    burst: int | None = None  # tokens a quiet hour can save up; default per_hour
+    paused: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Blackout:
+    """No dispatch from ``start`` to ``end`` (ms since the epoch); with ``daily``
+    both are ms into the day (UTC) and the window recurs every day (it may wrap
+    past midnight)."""
+
+    start: int
+    end: int
+    daily: bool = False
+
+    def covers(self, now: int) -> bool:
+        if not self.daily:
+            return self.start <= now < self.end
+        t = now % DAY_MS
+        if self.start <= self.end:
+            return self.start <= t < self.end
+        return t >= self.start or t < self.end
+
+    def ends_after(self, now: int) -> int:
+        """When the window that covers ``now`` ends (ms since the epoch)."""
+        if not self.daily:
+            return self.end
+        day = now - now % DAY_MS
+        end = day + self.end
+        return end if end > now else end + DAY_MS
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Limits of one (tenant, source host). Rates are in tokens per second."""
+
+    rate: float | None = None
+    burst: int | None = None  # default: one second's worth, at least 1
+    max_active: int | None = None
+    paused: bool = False
+    throttle_rate: float | None = None  # a temporary rate, until throttle_until (ms)
+    throttle_until: int = 0
+    blackouts: tuple[Blackout, ...] = field(default_factory=tuple)
+
+    def rate_at(self, now: int) -> float | None:
+        if self.throttle_rate is not None and now < self.throttle_until:
+            return self.throttle_rate if self.rate is None else min(self.rate, self.throttle_rate)
+        return self.rate
+
+    def blackout_end(self, now: int) -> int:
+        """The end of the blackout covering ``now``, 0 when none does."""
+        return max((b.ends_after(now) for b in self.blackouts if b.covers(now)), default=0)
+
+
+def _milli(rate: float) -> int:
+    return max(1, round(rate * 1000))
+
+
+def _pack(high: int, low: int) -> int:
+    return high << _KEY_SHIFT | low
+
+
+def _unpack(key: int) -> tuple[int, int]:
+    return key >> _KEY_SHIFT, key & ((1 << _KEY_SHIFT) - 1)
+
+
+class FlowControl:
+    """The engine's limits. ``active`` is False while nothing is configured, so
+    the engine's claim path skips this module entirely."""
+
+    def __init__(self, kernels: Any, breaker_settings: BreakerSettings | None = None) -> None:
+        self.quotas: dict[tuple[int, int], Quota] = {}
+        self.sources: dict[tuple[int, int], Source] = {}
+        self.source_ids = Interner()
+        self.quota_rate = kernels.TokenBuckets()
+        # a 429 cuts a source's rate to 4/5 (the kernel's default halves it): with
+        # retry-after 0 that converges on an upstream's hidden limit within 20 %
+        # where halving undershoots it by a quarter (tests/unit/test_flow_kernels.py)
+        self.source_rate = kernels.TokenBuckets(decrease_permille=800)
+        self.quota_slots = kernels.ConcurrencyCounters()
+        self.source_slots = kernels.ConcurrencyCounters()
+        self.breakers = CircuitBreakers(breaker_settings or BreakerSettings())
+        #: held queues: quota key -> when to look again (ms), -1: when a slot frees
+        self.held: dict[int, int] = {}
+        #: parked jobs per source key (in the order they were popped), and when
+        #: to look again (ms), -1: when a slot frees or the source resumes
+        self.parked: dict[int, deque[Job]] = {}
+        self.parked_until: dict[int, int] = {}
+        self.parked_jids: set[int] = set()
+        #: leased jobs that hold slots or a probe: jid -> (quota key, source key, breaker key)
+        self.holding: dict[int, tuple[int, int, int]] = {}
+        #: (tenant, job type) queues the engine must hold in its ready queues now
+        self.to_hold: list[tuple[int, int]] = []
+        self.refused = 0  # jobs a claim found limited (counted for metrics)
+        #: breakers that opened, (when, breaker key), for the engine's incident records
+        self.incidents: list[tuple[int, int]] = []
+
+    @property
+    def active(self) -> bool:
+        return bool(self.quotas or self.sources)
+
+    # -- configuration ------------------------------------------------------------
+    def set_quota(self, tid: int, jtype: int, quota: Quota | None, now: int) -> None:
+        key = _pack(tid, jtype)
+        if quota is None:
+            self.quotas.pop((tid, jtype), None)
+            self.quota_rate.remove(key)
+            self.quota_slots.set_limit(key, _UNLIMITED)
+        else:
+            self.quotas[(tid, jtype)] = quota
+            if quota.per_hour is None:
+                self.quota_rate.remove(key)
+            else:
+                burst = quota.burst if quota.burst is not None else max(1, quota.per_hour)
+                self.quota_rate.configure(key, max(1, quota.per_hour * 1000 // 3600), burst, now)
+            limit = _UNLIMITED if quota.max_active is None else quota.max_active
+            self.quota_slots.set_limit(key, limit)
+        self.held[key] = now  # look again at once
+
+    def set_source(self, tid: int, host: str, source: Source | None, now: int) -> None:
+        sid = self.source_ids.id(host)
+        key = _pack(tid, sid)
+        if source is None:
+            self.sources.pop((tid, sid), None)
+            self.source_rate.remove(key)
+            self.source_slots.set_limit(key, _UNLIMITED)
+        else:
+            self.sources[(tid, sid)] = source
+            self._configure_rate(key, source, now)
+            limit = _UNLIMITED if source.max_active is None else source.max_active
+            self.source_slots.set_limit(key, limit)
+        if key in self.parked:
+            self.parked_until[key] = now
+
+    def _configure_rate(self, key: int, source: Source, now: int) -> None:
+        rate = source.rate_at(now)
+        if rate is None:
+            self.source_rate.remove(key)
+            return
+        burst = source.burst if source.burst is not None else max(1, round(rate))
+        self.source_rate.configure(key, _milli(rate), burst, now)
+
+    def source_key(self, tid: int, host: str | None) -> int:
+        if host is None:
+            return -1
+        sid = self.source_ids.find(host)
+        return -1 if sid < 0 else _pack(tid, sid)
+
+    # -- claiming -------------------------------------------------------------------
+    def admit(self, now: int, jobs: list[Job], requeue: Callable[[list[Job]], None]) -> list[Job]:
+        """The popped ``jobs`` that may be leased now (their slots and probes
+        taken); the rest are parked or put back, their queues held."""
+        admitted: list[Job] = []
+        back: list[Job] = []  # to the head of their queues, in popped order
+        for job in jobs:
+            qkey = _pack(job.tenant, job.jtype)
+            if qkey in self.held:
+                back.append(job)
+                continue
+            skey = self._source_of(job)
+            if skey in self.parked_until:
+                self._park(skey, job)
+                continue
+            verdict = self._take(now, job, qkey, skey)
+            if verdict is None:
+                admitted.append(job)
+            elif verdict == "quota":
+                back.append(job)
+            else:
+                self._park(skey, job)
+            if verdict is not None:
+                self.refused += 1
+        if back:
+            requeue(back)
+        return admitted
+
+    def _source_of(self, job: Job) -> int:
+        meta = job.meta
+        if meta is None or meta.source_host is None:
+            return -1
+        return self.source_key(job.tenant, meta.source_host)
+
+    def _take(self, now: int, job: Job, qkey: int, skey: int) -> str | None:
+        """Take what one job needs, all or nothing; None, or what refused it."""
+        quota = self.quotas.get((job.tenant, job.jtype))
+        source = self.sources.get(_unpack(skey)) if skey >= 0 else None
+        if quota is not None and quota.paused:
+            self._hold(qkey, -1)
+            return "quota"
+        if source is not None and self._source_closed(now, skey, source):
+            return "source"
+        bkey = self._breaker_key(job, skey)
+        if bkey >= 0 and self.breakers.is_open(bkey, now):
+            self.parked_until[skey] = self.breakers.reopens_at(bkey)
+            return "source"
+        granted, wait = self.quota_rate.take(qkey, 1, now)
+        if not granted:
+            self._hold(qkey, now + max(1, wait))
+            return "quota"
+        if skey >= 0:
+            granted, wait = self.source_rate.take(skey, 1, now)
+            if not granted:
+                self.quota_rate.refund(qkey, 1, now)
+                self.parked_until[skey] = now + max(1, wait)
+                return "source"
+        if not self.quota_slots.acquire(qkey, 1):
+            self._refund(now, qkey, skey)
+            self._hold(qkey, -1)
+            return "quota"
+        if skey >= 0 and not self.source_slots.acquire(skey, 1):
+            self.quota_slots.release(qkey, 1)
+            self._refund(now, qkey, skey)
+            self.parked_until[skey] = -1
+            return "source"
+        if bkey >= 0 and not self.breakers.allow(bkey, now):  # a half-open breaker's probe
+            self.quota_slots.release(qkey, 1)
+            if skey >= 0:
+                self.source_slots.release(skey, 1)
+            self._refund(now, qkey, skey)
+            self.parked_until[skey] = now + PROBE_WAIT_MS  # look again once probes end
+            return "source"
+        self.holding[job.jid] = (qkey, skey, bkey)
+        return None
+
+    def _hold(self, qkey: int, until: int) -> None:
+        self.held[qkey] = until
+        self.to_hold.append(_unpack(qkey))
+
+    def _refund(self, now: int, qkey: int, skey: int) -> None:
+        self.quota_rate.refund(qkey, 1, now)
+        if skey >= 0:
+            self.source_rate.refund(skey, 1, now)
+
+    def _source_closed(self, now: int, skey: int, source: Source) -> bool:
+        if source.paused:
+            self.parked_until[skey] = -1
+            return True
+        end = source.blackout_end(now)
+        if end:
+            self.parked_until[skey] = end
+            return True
+        return False
+
+    def _breaker_key(self, job: Job, skey: int) -> int:
+        """Breakers watch jobs of configured sources, per (tenant, job type, source)."""
+        if skey < 0 or _unpack(skey) not in self.sources:
+            return -1
+        return skey << _KEY_SHIFT | job.jtype
+
+    def _park(self, skey: int, job: Job) -> None:
+        self.parked.setdefault(skey, deque()).append(job)
+        self.parked_jids.add(job.jid)
+
+    # -- finishing ------------------------------------------------------------------
+    def finished(self, now: int, job: Job, outcome: str, retry_after_ms: int = 0) -> None:
+        """A leased job's attempt ended: free its slots, tell its breaker and bucket.
+
+        ``outcome``: "succeeded", "failed", "throttled" (an upstream 429 or a
+        retry-after: the source's rate is cut), or "canceled" (no verdict)."""
+        held = self.holding.pop(job.jid, None)
+        if held is None:
+            return
+        qkey, skey, bkey = held
+        self.quota_slots.release(qkey, 1)
+        self._wake_quota(qkey, now, slot_freed=True)
+        if skey >= 0:
+            self.source_slots.release(skey, 1)
+            if outcome == "throttled":
+                self.source_rate.penalise(skey, now, retry_after_ms)
+            elif outcome == "succeeded":
+                self.source_rate.reward(skey, 1, now)
+            if self.parked_until.get(skey) == -1:
+                self.parked_until[skey] = now
+        if bkey >= 0:
+            if outcome == "canceled":
+                self.breakers.forget(bkey, now)
+            elif self.breakers.record(bkey, now, outcome == "succeeded") == "opened":
+                self.incidents.append((now, bkey))
+
+    def _wake_quota(self, qkey: int, now: int, slot_freed: bool = False) -> None:
+        when = self.held.get(qkey)
+        if when is not None and (when == -1 and slot_freed):
+            self.held[qkey] = now
+
+    # -- waking ---------------------------------------------------------------------
+    def next_wakeup(self) -> int:
+        times = [t for t in self.held.values() if t >= 0]
+        times += [t for k, t in self.parked_until.items() if t >= 0 and self.parked.get(k)]
+        return min(times, default=-1)
+
+    def breaker_parts(self, bkey: int) -> tuple[int, int, int]:
+        """(tenant, job type, source id) of a breaker key."""
+        tid, sid = _unpack(bkey >> _KEY_SHIFT)
+        return tid, bkey & ((1 << _KEY_SHIFT) - 1), sid
+
+    def due(self, now: int) -> tuple[list[tuple[int, int]], list[Job]]:
+        """Queues to release (tenant, job type) and parked jobs to put back, now."""
+        self.breakers.sweep(now)  # closed breakers whose window emptied cost nothing
+        queues = []
+        for qkey, when in list(self.held.items()):
+            if 0 <= when <= now:
+                del self.held[qkey]
+                queues.append(_unpack(qkey))
+        jobs: list[Job] = []
+        for skey, when in list(self.parked_until.items()):
+            if 0 <= when <= now:
+                del self.parked_until[skey]
+                jobs.extend(self._unpark(skey))
+        return queues, jobs
+
+    def _unpark(self, skey: int) -> Iterable[Job]:
+        waiting = self.parked.pop(skey, None) or deque()
+        for job in waiting:
+            self.parked_jids.discard(job.jid)
+        return waiting
+
+    def withdraw(self, job: Job) -> bool:
+        """Take a parked job out (cancel); True when it was parked."""
+        if job.jid not in self.parked_jids:
+            return False
+        self.parked_jids.discard(job.jid)
+        for waiting in self.parked.values():
+            if job in waiting:
+                waiting.remove(job)
+                break
+        return True
+
+    # -- views ----------------------------------------------------------------------
+    def quota_state(self, tid: int, jtype: int, now: int) -> dict[str, Any]:
+        """What a quota allows now: in flight, tokens, whether its queue is held."""
+        key = _pack(tid, jtype)
+        bucket = self.quota_rate.state(key, now)
+        return {
+            "inFlight": self.quota_slots.inflight(key),
+            "tokens": None if bucket is None else bucket[3],
+            "held": key in self.held,
+        }
+
+    def source_state(self, tid: int, host: str, now: int) -> dict[str, Any]:
+        """A source's bucket (current and configured rate, tokens, penalties), slots,
+        parked jobs and breakers."""
+        sid = self.source_ids.find(host)
+        key = _pack(tid, sid) if sid >= 0 else -1
+        bucket = self.source_rate.state(key, now) if key >= 0 else None
+        breakers = {}
+        for bkey in self.breakers.keys() if key >= 0 else ():
+            if bkey >> _KEY_SHIFT == key:
+                breakers[bkey & ((1 << _KEY_SHIFT) - 1)] = self.breakers.state(bkey, now)
+        return {
+            "rate": None if bucket is None else bucket[1] / 1000,
+            "configuredRate": None if bucket is None else bucket[0] / 1000,
+            "tokens": None if bucket is None else bucket[3],
+            "pausedUntil": None if bucket is None or not bucket[4] else bucket[4],
+            "penalties": 0 if bucket is None else bucket[5],
+            "inFlight": self.source_slots.inflight(key) if key >= 0 else 0,
+            "parked": len(self.parked.get(key, ())),
+            "breakers": breakers,  # job type id -> (state, failures, total)
+        }
