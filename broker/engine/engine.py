@@ -971,8 +971,11 @@ class Engine:
                 errors.append(
                     f"{S.NAMES[state]} count {self.state_counts[state]} != {counts[state]}"
                 )
-        if len(self.ready) != counts[S.READY] or len(self.leases) != counts[S.LEASED]:
+        parked = len(self.limits.parked_jids)
+        if len(self.ready) + parked != counts[S.READY] or len(self.leases) != counts[S.LEASED]:
             errors.append("kernel sizes differ from the job table")
+        if sum(self.live_per_tenant.values()) != len(self.jobs):
+            errors.append("live jobs per tenant do not add up to the job table")
         return errors
 
 

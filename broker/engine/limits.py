@@ -319,8 +319,12 @@ class FlowControl:
         if bkey >= 0:
             if outcome == "canceled":
                 self.breakers.forget(bkey, now)
-            elif self.breakers.record(bkey, now, outcome == "succeeded") == "opened":
-                self.incidents.append((now, bkey))
+            else:
+                flipped = self.breakers.record(bkey, now, outcome == "succeeded")
+                if flipped == "opened":
+                    self.incidents.append((now, bkey))
+                elif flipped == "closed" and skey in self.parked_until:
+                    self.parked_until[skey] = now  # closed: its parked jobs may go at once
 
     def _wake_quota(self, qkey: int, now: int, slot_freed: bool = False) -> None:
         when = self.held.get(qkey)
