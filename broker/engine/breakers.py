@@ -135,6 +135,12 @@ class CircuitBreakers:
         """An attempt's outcome; returns "opened" or "closed" when the breaker flips."""
         breaker = self._breakers.get(key)
         if breaker is None:
+            if success:
+                # A key's window starts at its first failure: successes before it
+                # cannot open a breaker, and leaving them out overstates the rate
+                # by at most one failure in min_volume attempts. A healthy key is
+                # then one dict lookup per outcome, and never stored.
+                return None
             breaker = _Breaker(self.settings.buckets, now // self._bucket_ms)
             self._breakers[key] = breaker
         state = self._advance(breaker, now)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .breakers import BreakerSettings, CircuitBreakers
@@ -94,6 +94,8 @@ class Source:
 
     def blackout_end(self, now: int) -> int:
         """The end of the blackout covering ``now``, 0 when none does."""
+        if not self.blackouts:
+            return 0
         return max((b.ends_after(now) for b in self.blackouts if b.covers(now)), default=0)
 
 
@@ -133,7 +135,8 @@ class FlowControl:
         self.parked_until: dict[int, int] = {}
         self.parked_jids: set[int] = set()
         #: leased jobs that hold slots or a probe: jid -> (quota key, source key, breaker key)
-        self.holding: dict[int, tuple[int, int, int]] = {}
+        #: jid -> (quota slot key or -1, source key or -1, holds a source slot, breaker key or -1)
+        self.holding: dict[int, tuple[int, int, bool, int]] = {}
         #: (tenant, job type) queues the engine must hold in its ready queues now
         self.to_hold: list[tuple[int, int]] = []
         self.refused = 0  # jobs a claim found limited (counted for metrics)
@@ -226,55 +229,92 @@ class FlowControl:
         return self.source_key(job.tenant, meta.source_host)
 
     def _take(self, now: int, job: Job, qkey: int, skey: int) -> str | None:
-        """Take what one job needs, all or nothing; None, or what refused it."""
+        """Take what one job needs, all or nothing; None, or what refused it.
+        Only what is configured is consulted (a kernel call costs even when it
+        would grant everything)."""
         quota = self.quotas.get((job.tenant, job.jtype))
         source = self.sources.get(_unpack(skey)) if skey >= 0 else None
         if quota is not None and quota.paused:
             self._hold(qkey, -1)
             return "quota"
-        if source is not None and self._source_closed(now, skey, source):
-            return "source"
-        bkey = self._breaker_key(job, skey)
-        if bkey >= 0 and self.breakers.is_open(bkey, now):
-            self.parked_until[skey] = self.breakers.reopens_at(bkey)
-            return "source"
-        granted, wait = self.quota_rate.take(qkey, 1, now)
-        if not granted:
-            self._hold(qkey, now + max(1, wait))
-            return "quota"
-        if skey >= 0:
+        bkey = -1
+        if source is not None:
+            if self._source_closed(now, skey, source):
+                return "source"
+            source = self._unthrottle(now, skey, source)
+            bkey = skey << _KEY_SHIFT | job.jtype  # breakers watch configured sources
+            if self.breakers.is_open(bkey, now):
+                self.parked_until[skey] = self.breakers.reopens_at(bkey)
+                return "source"
+        else:
+            skey = -1
+        taken: list[tuple[Any, int]] = []  # (kernel, key) of tokens and slots taken so far
+        verdict = self._take_all(now, job, qkey, skey, quota, source, taken)
+        if verdict is None and bkey >= 0 and not self.breakers.allow(bkey, now):
+            self.parked_until[skey] = now + PROBE_WAIT_MS  # a half-open breaker's probes are out
+            verdict = "source"
+        if verdict is not None:
+            self._give_back(now, taken)
+            return verdict
+        quota_slot = qkey if quota is not None and quota.max_active is not None else -1
+        source_slot = source is not None and source.max_active is not None
+        self.holding[job.jid] = (quota_slot, skey, source_slot, bkey)
+        return None
+
+    def _take_all(
+        self,
+        now: int,
+        job: Job,
+        qkey: int,
+        skey: int,
+        quota: Quota | None,
+        source: Source | None,
+        taken: list[tuple[Any, int]],
+    ) -> str | None:
+        """Tokens first, then slots: a job refused by a rate never holds a slot."""
+        if quota is not None and quota.per_hour is not None:
+            granted, wait = self.quota_rate.take(qkey, 1, now)
+            if not granted:
+                self._hold(qkey, now + max(1, wait))
+                return "quota"
+            taken.append((self.quota_rate, qkey))
+        if source is not None and source.rate_at(now) is not None:
             granted, wait = self.source_rate.take(skey, 1, now)
             if not granted:
-                self.quota_rate.refund(qkey, 1, now)
                 self.parked_until[skey] = now + max(1, wait)
                 return "source"
-        if not self.quota_slots.acquire(qkey, 1):
-            self._refund(now, qkey, skey)
-            self._hold(qkey, -1)
-            return "quota"
-        if skey >= 0 and not self.source_slots.acquire(skey, 1):
-            self.quota_slots.release(qkey, 1)
-            self._refund(now, qkey, skey)
-            self.parked_until[skey] = -1
-            return "source"
-        if bkey >= 0 and not self.breakers.allow(bkey, now):  # a half-open breaker's probe
-            self.quota_slots.release(qkey, 1)
-            if skey >= 0:
-                self.source_slots.release(skey, 1)
-            self._refund(now, qkey, skey)
-            self.parked_until[skey] = now + PROBE_WAIT_MS  # look again once probes end
-            return "source"
-        self.holding[job.jid] = (qkey, skey, bkey)
+            taken.append((self.source_rate, skey))
+        if quota is not None and quota.max_active is not None:
+            if not self.quota_slots.acquire(qkey, 1):
+                self._hold(qkey, -1)
+                return "quota"
+            taken.append((self.quota_slots, qkey))
+        if source is not None and source.max_active is not None:
+            if not self.source_slots.acquire(skey, 1):
+                self.parked_until[skey] = -1
+                return "source"
+            taken.append((self.source_slots, skey))
         return None
+
+    def _give_back(self, now: int, taken: list[tuple[Any, int]]) -> None:
+        for kernel, key in taken:
+            if kernel is self.quota_rate or kernel is self.source_rate:
+                kernel.refund(key, 1, now)
+            else:
+                kernel.release(key, 1)
+
+    def _unthrottle(self, now: int, skey: int, source: Source) -> Source:
+        """A throttle that expired: back to the configured rate."""
+        if source.throttle_rate is None or now < source.throttle_until:
+            return source
+        plain = replace(source, throttle_rate=None, throttle_until=0)
+        self.sources[_unpack(skey)] = plain
+        self._configure_rate(skey, plain, now)
+        return plain
 
     def _hold(self, qkey: int, until: int) -> None:
         self.held[qkey] = until
         self.to_hold.append(_unpack(qkey))
-
-    def _refund(self, now: int, qkey: int, skey: int) -> None:
-        self.quota_rate.refund(qkey, 1, now)
-        if skey >= 0:
-            self.source_rate.refund(skey, 1, now)
 
     def _source_closed(self, now: int, skey: int, source: Source) -> bool:
         if source.paused:
@@ -285,12 +325,6 @@ class FlowControl:
             self.parked_until[skey] = end
             return True
         return False
-
-    def _breaker_key(self, job: Job, skey: int) -> int:
-        """Breakers watch jobs of configured sources, per (tenant, job type, source)."""
-        if skey < 0 or _unpack(skey) not in self.sources:
-            return -1
-        return skey << _KEY_SHIFT | job.jtype
 
     def _park(self, skey: int, job: Job) -> None:
         self.parked.setdefault(skey, deque()).append(job)
@@ -305,31 +339,33 @@ class FlowControl:
         held = self.holding.pop(job.jid, None)
         if held is None:
             return
-        qkey, skey, bkey = held
-        self.quota_slots.release(qkey, 1)
-        self._wake_quota(qkey, now, slot_freed=True)
+        quota_slot, skey, source_slot, bkey = held
+        if quota_slot >= 0:
+            self.quota_slots.release(quota_slot, 1)
+            if self.held.get(quota_slot) == -1:
+                self.held[quota_slot] = now  # a slot freed: the queue may go on
         if skey >= 0:
-            self.source_slots.release(skey, 1)
+            if source_slot:
+                self.source_slots.release(skey, 1)
+                if self.parked_until.get(skey) == -1:
+                    self.parked_until[skey] = now
             if outcome == "throttled":
                 self.source_rate.penalise(skey, now, retry_after_ms)
             elif outcome == "succeeded":
                 self.source_rate.reward(skey, 1, now)
-            if self.parked_until.get(skey) == -1:
-                self.parked_until[skey] = now
         if bkey >= 0:
-            if outcome == "canceled":
-                self.breakers.forget(bkey, now)
-            else:
-                flipped = self.breakers.record(bkey, now, outcome == "succeeded")
-                if flipped == "opened":
-                    self.incidents.append((now, bkey))
-                elif flipped == "closed" and skey in self.parked_until:
-                    self.parked_until[skey] = now  # closed: its parked jobs may go at once
+            self._verdict(now, bkey, skey, outcome)
 
-    def _wake_quota(self, qkey: int, now: int, slot_freed: bool = False) -> None:
-        when = self.held.get(qkey)
-        if when is not None and (when == -1 and slot_freed):
-            self.held[qkey] = now
+    def _verdict(self, now: int, bkey: int, skey: int, outcome: str) -> None:
+        """Tell a breaker how an attempt ended."""
+        if outcome == "canceled":
+            self.breakers.forget(bkey, now)
+            return
+        flipped = self.breakers.record(bkey, now, outcome == "succeeded")
+        if flipped == "opened":
+            self.incidents.append((now, bkey))
+        elif flipped == "closed" and skey in self.parked_until:
+            self.parked_until[skey] = now  # closed: its parked jobs may go at once
 
     # -- waking ---------------------------------------------------------------------
     def next_wakeup(self) -> int:

@@ -37,13 +37,22 @@ def trip(cb: CircuitBreakers, now: int = 0, key: int = K) -> None:
 # -- closed -> open -------------------------------------------------------------
 def test_opens_at_the_threshold_once_min_volume_is_reached() -> None:
     cb = breakers(failure_rate_permille=500, min_volume=4)
-    assert cb.record(K, 0, True) is None
+    assert cb.record(K, 0, False) is None
     assert cb.record(K, 1, True) is None
-    assert cb.record(K, 2, False) is None
+    assert cb.record(K, 2, True) is None
     assert cb.state(K, 2) == ("closed", 1, 3)
     assert cb.record(K, 3, False) == "opened"  # 2/4 = 500 permille, volume 4
     assert cb.state(K, 3) == ("open", 2, 4)
     assert cb.allow(K, 3) is False
+
+
+def test_the_window_starts_at_a_keys_first_failure() -> None:
+    cb = breakers(failure_rate_permille=500, min_volume=4)
+    for t in range(10):
+        assert cb.record(K, t, True) is None  # a healthy key is not stored at all
+    assert len(cb) == 0 and cb.state(K, 10) == ("closed", 0, 0)
+    assert cb.record(K, 11, False) is None
+    assert cb.state(K, 11) == ("closed", 1, 1)
 
 
 def test_stays_closed_under_min_volume_or_below_the_rate() -> None:
@@ -52,7 +61,7 @@ def test_stays_closed_under_min_volume_or_below_the_rate() -> None:
         assert cb.record(K, t, False) is None  # 100% failures, but only 3 attempts
     assert cb.state(K, 3) == ("closed", 3, 3) and cb.allow(K, 3)
     cb = breakers(failure_rate_permille=600, min_volume=4)
-    for success in (True, True, False, False, True, False):
+    for success in (False, True, True, False, True, False):
         assert cb.record(K, 0, success) is None  # 3/6 = 500 < 600
     assert cb.state(K, 0) == ("closed", 3, 6)
 
@@ -94,8 +103,9 @@ def test_probe_successes_close_and_clear_the_window() -> None:
     assert cb.record(K, 520, True) == "closed"
     assert cb.state(K, 520) == ("closed", 0, 0) and len(cb) == 0
     assert cb.allow_many(K, 9, 520) == 9
-    # the probe still out reports into a fresh window
-    assert cb.record(K, 530, True) is None and cb.state(K, 530) == ("closed", 0, 1)
+    # the probe still out reports a success: a key without failures stores nothing
+    assert cb.record(K, 530, True) is None and cb.state(K, 530) == ("closed", 0, 0)
+    assert len(cb) == 0
 
 
 def test_probe_failure_reopens_with_a_fresh_cool_down() -> None:
@@ -177,7 +187,7 @@ def test_forget_frees_a_probe_and_records_nothing() -> None:
 def test_is_open_reopens_at_and_keys_for_the_engine() -> None:
     cb = breakers(cooldown_ms=500)
     assert cb.is_open(K, 0) is False and cb.reopens_at(K) == 0
-    cb.record(1, 0, True)
+    cb.record(1, 0, False)
     trip(cb, now=100)
     assert cb.is_open(K, 599) is True and cb.reopens_at(K) == 600
     assert cb.is_open(K, 600) is False  # half-open: allow() hands out the probe
@@ -194,7 +204,7 @@ def test_keys_without_data_cost_nothing() -> None:
     cb = breakers()
     assert cb.allow(1, 0) and cb.allow_many(2, 5, 0) == 5 and cb.state(3, 0) == ("closed", 0, 0)
     assert len(cb) == 0
-    cb.record(1, 0, True)
+    cb.record(1, 0, False)
     cb.record(2, 500, False)
     trip(cb, now=0, key=3)
     assert len(cb) == 3
@@ -335,6 +345,8 @@ class Model:
 
     def record(self, key: int, now: int, success: bool) -> str | None:
         phase = self.phase(key, now)
+        if phase == "closed" and success and key not in self.stored:
+            return None  # a key's window starts at its first failure
         self.stored.add(key)
         if phase == "closed":
             self.log.setdefault(key, []).append((now // self.bucket_ms, success))
