@@ -29,8 +29,9 @@ CLUSTER = ["pg_ctlcluster", "--skip-systemctl-redirect"]
 
 def cluster(action: str) -> None:
     version = sorted(p.name for p in Path("/etc/postgresql").iterdir())[-1]
-    subprocess.run([*CLUSTER, version, "main", action, *(["-m", "fast"] if action == "stop" else [])],
-                   check=True, capture_output=True, timeout=60)  # fmt: skip
+    fast = ["-m", "fast"] if action == "stop" else []
+    subprocess.run([*CLUSTER, version, "main", action, *fast], check=True, capture_output=True,
+                   timeout=60)  # fmt: skip
 
 
 async def wait_for_postgres(timeout_s: float = 30.0) -> None:
