@@ -333,6 +333,7 @@ class LimitRoutes:
         return await self._change_source(request, "source.resume", paused=False)
 
     async def throttle_source(self, request: web.Request) -> web.Response:
+        self._operator(request, "source.throttle", _host(request))  # scope and reason first
         body = _object(await self._body(request), frozenset({"rate", "seconds"}), "a throttle")
         p = Problems()
         rate = _rate(body.get("rate"), "rate", p)
@@ -403,7 +404,7 @@ class LimitRoutes:
         if parsed is None:
             raise NotFound("no such job")
         audit = Audit(principal.subject, "job.retry", text, reason, _ticket(request))
-        jid, state = await self.broker.retry_job(tenant, parsed[1], text, audit)
+        jid, state = await self.broker.retry_job(tenant, parsed[0], parsed[1], text, audit)
         return _json({"jobId": job_id(parsed[0], jid), "state": states.NAMES[state]})
 
 

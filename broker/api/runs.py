@@ -155,7 +155,7 @@ class RunRoutes:
         parsed = parse_job_id(text)
         if parsed is None:
             raise NotFound("no such job")
-        reply = await self.runs.clone(tenant, parsed[1], text, principal.subject, reason)
+        reply = await self.runs.clone(tenant, parsed, text, principal.subject, reason)
         body = {
             "jobId": job_id(reply.created, reply.jid),
             "state": states.NAMES[reply.state],
@@ -169,6 +169,9 @@ class RunRoutes:
         parsed = parse_job_id(text)
         if parsed is None:
             raise NotFound("no such job")
+        job = self.api.broker.engine.jobs.get(parsed[1])
+        if job is not None and job.created != parsed[0]:
+            raise NotFound("no such job")  # the number of a live job, another's timestamp
         state = await self.api.broker.cancel(tenant, parsed[1])
         return _json({"jobId": text, "state": states.NAMES[state]})
 

@@ -145,6 +145,8 @@ class Engine:
             counts[job.state] += 1
             self._count_live(job.tenant, 1)
         self._restore_runs(runs, members, decode_meta)
+        if self.limits.active:  # slots in use are counted again
+            self.limits.adopt(j for j in self.jobs.values() if j.state == S.LEASED)
         for job, due in timed:
             if not self.runs.waiting(job.jid):  # a job waiting on parents has no timer
                 self.timers.add(job.jid, due)
@@ -739,6 +741,9 @@ class Engine:
             self.ready.set_weight(tid, 1 if config is None else int(config))  # type: ignore[call-overload]
         else:
             raise ValueError(f"unknown limit kind {kind!r}")
+        if kind != "weight" and len(self.leases):  # jobs leased before it count against it
+            leased = (j for j in self.jobs.values() if j.state == S.LEASED and j.tenant == tid)
+            self.limits.adopt(leased)
         self._lift_limits(now)
         return LimitChanged(now, kind, tenant, name, config)
 
@@ -757,8 +762,11 @@ class Engine:
     def retry_job(self, now: int, tenant: str, row: Any, meta: JobMeta | None) -> list[Record]:
         """An operator's retry of a dead or canceled job (not in a run): back to
         ready in place, with a new series of attempts. ``row`` is its store row."""
-        if row.tenant != tenant or row.jid in self.jobs:
-            raise NotFound(f"job {row.jid} is not a finished job of this tenant")
+        if row.tenant != tenant:
+            raise NotFound(f"job {row.jid} not found")
+        live = self.jobs.get(row.jid)
+        if live is not None:
+            raise IllegalTransition(row.jid, S.NAMES[live.state], "ready")
         job = self._job_from_row(row, meta)
         if job.state not in (S.DEAD, S.CANCELED):
             raise IllegalTransition(job.jid, S.NAMES[job.state], "ready")

@@ -111,6 +111,19 @@ def _unpack(key: int) -> tuple[int, int]:
     return key >> _KEY_SHIFT, key & ((1 << _KEY_SHIFT) - 1)
 
 
+def _count_in(counters: Any, key: int, limit: int) -> None:
+    """Count one job in flight even past ``limit`` (it is leased already)."""
+    counters.set_limit(key, _UNLIMITED)
+    counters.acquire(key, 1)
+    counters.set_limit(key, limit)
+
+
+def _breaker_park(skey: int, jtype: int) -> int:
+    """Where jobs wait on one (tenant, job type, source) breaker: negative keys,
+    beside the source keys (a breaker holds back its job type only)."""
+    return -((skey << _KEY_SHIFT | jtype) + 1)
+
+
 class FlowControl:
     """The engine's limits. ``active`` is False while nothing is configured, so
     the engine's claim path skips this module entirely."""
@@ -173,8 +186,14 @@ class FlowControl:
             self.source_rate.remove(key)
             self.source_slots.set_limit(key, _UNLIMITED)
         else:
+            known = self.sources.get((tid, sid))
             self.sources[(tid, sid)] = source
-            self._configure_rate(key, source, now)
+            # a pause, a blackout or a slot limit leaves a 429's slow-down in place
+            if known is None or (known.rate_at(now), known.burst) != (
+                source.rate_at(now),
+                source.burst,
+            ):
+                self._configure_rate(key, source, now)
             limit = _UNLIMITED if source.max_active is None else source.max_active
             self.source_slots.set_limit(key, limit)
         if key in self.parked:
@@ -209,13 +228,17 @@ class FlowControl:
             if skey in self.parked_until:
                 self._park(skey, job)
                 continue
+            bpark = _breaker_park(skey, job.jtype)  # meaningful only with a source
+            if skey >= 0 and bpark in self.parked_until:
+                self._park(bpark, job)
+                continue
             verdict = self._take(now, job, qkey, skey)
             if verdict is None:
                 admitted.append(job)
             elif verdict == "quota":
                 back.append(job)
             else:
-                self._park(skey, job)
+                self._park(bpark if verdict == "breaker" else skey, job)
             if verdict is not None:
                 self.refused += 1
         if back:
@@ -244,15 +267,16 @@ class FlowControl:
             source = self._unthrottle(now, skey, source)
             bkey = skey << _KEY_SHIFT | job.jtype  # breakers watch configured sources
             if self.breakers.is_open(bkey, now):
-                self.parked_until[skey] = self.breakers.reopens_at(bkey)
-                return "source"
+                self.parked_until[_breaker_park(skey, job.jtype)] = self.breakers.reopens_at(bkey)
+                return "breaker"
         else:
             skey = -1
         taken: list[tuple[Any, int]] = []  # (kernel, key) of tokens and slots taken so far
         verdict = self._take_all(now, job, qkey, skey, quota, source, taken)
         if verdict is None and bkey >= 0 and not self.breakers.allow(bkey, now):
-            self.parked_until[skey] = now + PROBE_WAIT_MS  # a half-open breaker's probes are out
-            verdict = "source"
+            # a half-open breaker's probes are out: look again a little later
+            self.parked_until[_breaker_park(skey, job.jtype)] = now + PROBE_WAIT_MS
+            verdict = "breaker"
         if verdict is not None:
             self._give_back(now, taken)
             return verdict
@@ -312,6 +336,29 @@ class FlowControl:
         self._configure_rate(skey, plain, now)
         return plain
 
+    def adopt(self, leased: Iterable[Job]) -> None:
+        """Count leased jobs in the slots of limits set after they were leased
+        (a new limit, a restart), so in-flight figures and limits see them."""
+        for job in leased:
+            qkey = _pack(job.tenant, job.jtype)
+            skey = self._source_of(job)
+            quota = self.quotas.get((job.tenant, job.jtype))
+            source = self.sources.get(_unpack(skey)) if skey >= 0 else None
+            quota_slot, held_skey, source_slot, bkey = self.holding.get(
+                job.jid, (-1, -1, False, -1)
+            )
+            if quota_slot < 0 and quota is not None and quota.max_active is not None:
+                _count_in(self.quota_slots, qkey, quota.max_active)
+                quota_slot = qkey
+            if source is not None:
+                held_skey = skey
+                bkey = skey << _KEY_SHIFT | job.jtype
+                if not source_slot and source.max_active is not None:
+                    _count_in(self.source_slots, skey, source.max_active)
+                    source_slot = True
+            if quota_slot >= 0 or held_skey >= 0:
+                self.holding[job.jid] = (quota_slot, held_skey, source_slot, bkey)
+
     def _hold(self, qkey: int, until: int) -> None:
         self.held[qkey] = until
         self.to_hold.append(_unpack(qkey))
@@ -364,8 +411,10 @@ class FlowControl:
         flipped = self.breakers.record(bkey, now, outcome == "succeeded")
         if flipped == "opened":
             self.incidents.append((now, bkey))
-        elif flipped == "closed" and skey in self.parked_until:
-            self.parked_until[skey] = now  # closed: its parked jobs may go at once
+        elif flipped == "closed":
+            park = -(bkey + 1)
+            if park in self.parked_until:
+                self.parked_until[park] = now  # closed: its parked jobs may go at once
 
     # -- waking ---------------------------------------------------------------------
     def next_wakeup(self) -> int:
@@ -426,6 +475,9 @@ class FlowControl:
         parked jobs and breakers."""
         sid = self.source_ids.find(host)
         key = _pack(tid, sid) if sid >= 0 else -1
+        source = self.sources.get((tid, sid)) if key >= 0 else None
+        if source is not None:
+            self._unthrottle(now, key, source)
         bucket = self.source_rate.state(key, now) if key >= 0 else None
         breakers = {}
         for bkey in self.breakers.keys() if key >= 0 else ():
@@ -438,6 +490,7 @@ class FlowControl:
             "pausedUntil": None if bucket is None or not bucket[4] else bucket[4],
             "penalties": 0 if bucket is None else bucket[5],
             "inFlight": self.source_slots.inflight(key) if key >= 0 else 0,
-            "parked": len(self.parked.get(key, ())),
+            "parked": len(self.parked.get(key, ()))
+            + sum(len(self.parked.get(_breaker_park(key, jt), ())) for jt in breakers),
             "breakers": breakers,  # job type id -> (state, failures, total)
         }

@@ -245,13 +245,14 @@ class Broker:
         return dict(self.sources_of(tenant)).get(host)
 
     async def retry_job(
-        self, tenant: str, jid: int, public_id: str, audit: Audit
+        self, tenant: str, created: int, jid: int, public_id: str, audit: Audit
     ) -> tuple[int, int]:
         """Manual retry of a dead or canceled job, in place; a job of a run is
         retried by replaying it in its run. Returns (jid, new state)."""
         self.refuse_if_saturated()
+        self.refuse_if_crowded(tenant, 1)
         found = await self.read_job(jid)
-        if found is None or found.job.tenant != tenant:
+        if found is None or found.job.tenant != tenant or found.job.created != created:
             raise NotFound(f"job {public_id} not found")
         meta = decode_meta(found.job.meta)
         if meta is not None and meta.run_id is not None:

@@ -103,13 +103,21 @@ class RunOps:
         return [job.jid for job in jobs]
 
     async def clone(
-        self, tenant: str, jid: int, public_id: str, actor: str, reason: str | None
+        self,
+        tenant: str,
+        ref: tuple[int, int],
+        public_id: str,
+        actor: str,
+        reason: str | None,
     ) -> SubmitReply:
-        """Replay one finished job as a new standalone job pointing back at it."""
+        """Replay one finished job (``ref``: its creation time and number) as a new
+        standalone job pointing back at it."""
         broker = self.broker
         broker.refuse_if_saturated()
+        broker.refuse_if_crowded(tenant, 1)
+        created, jid = ref
         found = await broker.read_job(jid)
-        if found is None or found.job.tenant != tenant:
+        if found is None or found.job.tenant != tenant or found.job.created != created:
             raise NotFound(f"job {public_id} not found")
         row = found.job
         if row.state not in states.TERMINAL and row.state != states.BLOCKED:

@@ -206,12 +206,6 @@ async def test_removing_a_quota_lifts_it(api: Api) -> None:
     assert await quota_views(api) == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: jobs leased while no limit was configured are not counted as in flight "
-    "(FlowControl.admit is skipped when limits.active is False, engine.py claim), so a "
-    "maxActive set afterwards admits maxActive more on top of them",
-)
 async def test_max_active_counts_jobs_leased_before_the_quota(api: Api) -> None:
     await api.submit(*[job() for _ in range(5)])
     assert len(await api.claim(["scan"], 3)) == 3
@@ -309,12 +303,6 @@ async def test_throttle_expires(api: Api) -> None:
     assert view["rate"] == 2.0 and view["configuredRate"] == 2.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: GET /sources/{host} shows an expired throttle's rate until a claim looks "
-    "at one of the source's jobs: FlowControl.source_state reads the bucket as it was "
-    "configured and nothing re-configures it at throttle_until",
-)
 async def test_an_expired_throttle_is_not_shown_as_in_force(api: Api) -> None:
     await operate(api, "PUT", f"{SOURCES}/{HOST}", {"rate": 2, "burst": 1})
     await operate(api, "POST", f"{SOURCES}/{HOST}/throttle", {"rate": 0.5, "seconds": 10})
@@ -323,12 +311,6 @@ async def test_an_expired_throttle_is_not_shown_as_in_force(api: Api) -> None:
     assert view["rate"] == 2.0 and view["configuredRate"] == 2.0, view
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: pausing and resuming a source (or any change of it) forgets the rate cut "
-    "of upstream 429s: FlowControl.set_source -> _configure_rate -> TokenBuckets.configure "
-    "resets the bucket's current rate to the configured one",
-)
 async def test_pause_and_resume_keep_the_429_rate_cut(api: Api) -> None:
     await operate(api, "PUT", f"{SOURCES}/{HOST}", {"rate": 10, "burst": 10})
     await api.submit(fetch())
@@ -497,12 +479,6 @@ async def test_breakers_watch_only_configured_sources(api: Api) -> None:
     assert not [e for e in await audit_entries(api) if e["action"] == "breaker.opened"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a breaker is per (tenant, job type, source) but an open one parks the "
-    "whole source: FlowControl._take sets parked_until[source key] and admit() then parks "
-    "every later job of that source, of any job type, until the cool-down ends",
-)
 async def test_an_open_breaker_does_not_hold_other_job_types_of_the_source(api: Api) -> None:
     await operate(api, "PUT", f"{SOURCES}/{HOST}", {})
     await api.submit(*[fetch(maxAttempts=1) for _ in range(21)])
@@ -902,11 +878,6 @@ async def test_retrying_an_unknown_job_is_not_found(api: Api) -> None:
     assert await audit_entries(api) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: retrying a live job answers 404 NOT_FOUND, not 409: Engine.retry_job "
-    "(engine.py) raises NotFound when row.jid is in self.jobs",
-)
 async def test_retrying_a_live_job_is_a_conflict(api: Api) -> None:
     [created] = await api.submit(job())
     before = await api.snapshot()
@@ -917,12 +888,6 @@ async def test_retrying_a_live_job_is_a_conflict(api: Api) -> None:
     assert await api.snapshot() == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: POST /jobs/{jobId}/retry ignores the id's timestamp part "
-    "(LimitRoutes.retry_job uses parse_job_id(...)[1] only, unlike GET /jobs/{jobId}), "
-    "so an id that names no job retries the job with the same number",
-)
 async def test_retry_checks_the_whole_job_id(api: Api) -> None:
     created = await dead_job(api)
     real = created["jobId"]
@@ -980,12 +945,6 @@ async def test_limits_survive_a_restart(api: Api, aiohttp_client: Any) -> None:
         await broker.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: after a restart leased jobs hold no quota/source slots; Engine.restore "
-    "restores leases but never counts them in FlowControl (holding, quota_slots, "
-    "source_slots), though engine/limits.py says slots in use are counted again",
-)
 async def test_slots_in_use_are_counted_again_after_a_restart(
     api: Api, aiohttp_client: Any
 ) -> None:
