@@ -15,6 +15,9 @@ This is the only module that reads the environment (apart from the
 | flush backlog bound (rows) | ``--max-backlog`` | ``BROKER_MAX_BACKLOG`` | 200000 |
 | retry backoff base (ms) | | ``BROKER_RETRY_BASE_MS`` | 1000 |
 | retry backoff cap (ms) | | ``BROKER_RETRY_CAP_MS`` | 600000 |
+| finished jobs kept (days; 0: for ever) | | ``BROKER_RETENTION_DAYS`` | 7 |
+| unfinished jobs per tenant (429 past it; 0: no limit) | | ``BROKER_MAX_LIVE_PER_TENANT`` | 0 |
+| unfinished jobs in all (429 past it; 0: no limit) | | ``BROKER_MAX_LIVE`` | 0 |
 """
 
 from __future__ import annotations
@@ -100,5 +103,8 @@ def load(flags: Mapping[str, object], env: Mapping[str, str] | None = None) -> C
                 retry_cap_ms=number("", "BROKER_RETRY_CAP_MS", engine_defaults.retry_cap_ms),
             ),
             max_backlog=number("max_backlog", "BROKER_MAX_BACKLOG", 200_000),
+            retention_ms=number("", "BROKER_RETENTION_DAYS", 7) * 86_400_000,
+            max_live_per_tenant=number("", "BROKER_MAX_LIVE_PER_TENANT", 0),
+            max_live=number("", "BROKER_MAX_LIVE", 0),
         ),
     )

@@ -3,6 +3,8 @@
 The jobs are submitted first (batches of up to 1,000 jobs or 8 MB, four requests
 in flight); then ``workers`` loops claim ``batch`` jobs and ack them with a nested
 claim for the next ones (one round trip per batch) until the queue is empty.
+On a Postgres ledger the WAL written from the first submission to the last ack
+is reported too (``wal.py``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import orjson
 from .broker_process import BrokerProcess, session
 from .common import Client, Json, Meter, Progress, Result, client, job_type, kernels
 from .common import quantiles_ms as q_ms
+from .wal import Wal
 
 SUBMIT_BYTES = 8_000_000  # a submission request carries at most this much payload
 
@@ -102,14 +105,16 @@ async def burn_down(
     kind = job_type(scenario)
     payload = make_payload(payload_bytes)
     size = len(orjson.dumps(payload))
-    async with session() as http:
+    async with session() as http, Wal(broker.store) as wal:
         api = client(http, broker)
+        await wal.begin()
         submit_meter = Meter(broker)
         submit_s = await submit_all(api, kind, jobs, payload)
         submitted = submit_meter.figures("submit_")
         drain_meter = Meter(broker)
         drain_s, trips = await drain(api, kind, jobs, workers, batch)
         drained = drain_meter.figures("drain_")
+        wal_figures = await wal.figures(jobs)
     figures: Json = {
         "scenario": scenario,
         "store": broker.store.split(":")[0],
@@ -129,12 +134,13 @@ async def burn_down(
     figures["broker_cpu_us_per_job"] = round(drained["drain_broker_cpu_s"] / jobs * 1e6, 1)
     figures["generator_cpu_us_per_job"] = round(drained["drain_generator_cpu_s"] / jobs * 1e6, 1)
     figures["refused_429_503"] = api.refused
+    figures |= wal_figures
     return Result(scenario, figures)
 
 
 def sweep(results: list[Result]) -> Result:
     """Burn-downs at several batch sizes as one result: one row per batch size."""
-    columns = (
+    columns: tuple[str, ...] = (
         "batch",
         "drain_jobs_per_s",
         "round_trip_p50_ms",
@@ -143,8 +149,10 @@ def sweep(results: list[Result]) -> Result:
         "drain_generator_cpu_per_wall",
         "broker_cpu_us_per_job",
     )
-    rows = [{c: r.figures[c] for c in columns} for r in results]
     first = results[0].figures
+    if "wal_bytes_per_job" in first:  # a Postgres ledger
+        columns += ("wal_bytes_per_job", "wal_fold_bytes_per_job")
+    rows = [{c: r.figures[c] for c in columns} for r in results]
     best = max(results, key=lambda r: int(r.figures["drain_jobs_per_s"]))
     figures: Json = {
         "scenario": "burn-down",

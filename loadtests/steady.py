@@ -5,7 +5,9 @@ closed loops ack ``batch`` jobs with a nested claim for the next ones (waiting u
 to ``wait_ms`` when the queue is momentarily empty). The queue depth
 (``orchestrator_queue_depth`` from ``/metrics``) is sampled every ``sample_s``; its
 least-squares slope is the backlog growth in jobs/s (positive: producers outrun
-workers).
+workers). On a Postgres ledger the WAL written from the first submission to the
+last ack (the workers ack the jobs they hold when the time is up) is reported
+too, per job acked by then (``wal.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import orjson
 
 from .broker_process import BrokerProcess, session
 from .common import Client, Json, Meter, Progress, Result, client, job_type, kernels, rate, slope
+from .wal import Wal
 
 
 async def steady(
@@ -33,10 +36,11 @@ async def steady(
     body = orjson.dumps({"jobs": [{"jobType": kind, "payload": {"n": 1}}] * submit_batch})
     claim: Json = {"jobTypes": [kind], "maxJobs": batch, "leaseSeconds": 60, "waitMs": wait_ms}
     submitted = acked = 0
+    acked_all = 0  # acked plus what was acked after the time was up: the WAL's divisor
     samples: list[tuple[float, float]] = []
     stop = asyncio.Event()
 
-    async with session() as http:
+    async with session() as http, Wal(broker.store) as wal:
         api = client(http, broker)
 
         async def producer() -> None:
@@ -47,7 +51,7 @@ async def steady(
                     submitted += submit_batch
 
         async def worker(index: int) -> None:
-            nonlocal acked
+            nonlocal acked, acked_all
             wid = f"steady-{index}"
             jobs = await api.claim(wid, kind, batch, wait_ms)
             while not stop.is_set():
@@ -57,9 +61,11 @@ async def steady(
                 nxt = await api.ack(wid, jobs, claim)
                 if not stop.is_set():
                     acked += len(jobs)
+                acked_all += len(jobs)
                 jobs = nxt
             if jobs:  # hand back nothing half-done: ack what is held
                 await api.ack(wid, jobs)
+                acked_all += len(jobs)
 
         async def sampler() -> None:
             while not stop.is_set():
@@ -74,6 +80,7 @@ async def steady(
                 f"  queue {depth:,}"
             )
 
+        await wal.begin()
         meter = Meter(broker)
         started = time.perf_counter()
         async with Progress("steady", status):
@@ -86,6 +93,7 @@ async def steady(
             totals = (submitted, acked)
             measured = meter.figures()
             await asyncio.gather(*tasks)  # raises the first failure, if any
+        wal_figures = await wal.figures(acked_all)
         depth_end = await _tidy(broker, api, kind)
     depths = [d for _, d in samples]
     figures: Json = {
@@ -99,6 +107,7 @@ async def steady(
         "duration_s": round(elapsed, 2),
         "submitted": totals[0],
         "acked": totals[1],
+        "acked_all": acked_all,
         "in_jobs_per_s": rate(totals[0], elapsed),
         "out_jobs_per_s": rate(totals[1], elapsed),
         "backlog_slope_jobs_per_s": round(slope(samples), 1),
@@ -107,6 +116,7 @@ async def steady(
         "queue_depth_end": depth_end,
         "refused_429_503": api.refused,
         **measured,
+        **wal_figures,
     }
     return Result("steady", figures, series={"depth": depths})
 

@@ -8,6 +8,7 @@ from ``broker.errors.HTTP_STATUS``; no refused request changes state.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -42,6 +43,7 @@ from .timefmt import rfc3339
 log = logging.getLogger("broker.api")
 
 BASE = "/api/v1/orchestrator"
+STATS_EVERY_S = 5.0  # how often /metrics asks the store for its own figures
 API_KEY: web.AppKey[Api] = web.AppKey("api")
 TRACE_KEY = web.RequestKey("trace_id", str)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -139,6 +141,8 @@ class Api:
         self.metrics = Metrics()
         self.idempotency = IdempotencyCache()
         self.refused = {"backpressure": 0, "rate_limited": 0}
+        self._stats: dict[str, int] = {}
+        self._stats_at = -STATS_EVERY_S
 
     # -- plumbing -------------------------------------------------------------------
     def principal(self, request: web.Request) -> Principal:
@@ -362,13 +366,31 @@ class Api:
             "ledger_lag_seconds": flusher.lag_seconds(),
             "ledger_backlog": flusher.backlog,
             "ledger_up": int(flusher.healthy),
+            "ledger_unfolded": flusher.unfolded,
+            "ledger_purged": flusher.purged,
+            "limited": engine.limits.refused,
+            "ledger_stats": {},
         }
 
     async def metrics_route(self, request: web.Request) -> web.Response:
+        snapshot = self.metrics_snapshot()
+        snapshot["ledger_stats"] = await self._ledger_stats()
         return web.Response(
-            body=self.metrics.render(self.metrics_snapshot()),
+            body=self.metrics.render(snapshot),
             headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
         )
+
+    async def _ledger_stats(self) -> dict[str, int]:
+        """The store's own figures (dead tuples …), at most every few seconds and never
+        holding up a scrape: an unreachable store gives the last figures."""
+        now = time.monotonic()
+        if now - self._stats_at >= STATS_EVERY_S:
+            self._stats_at = now
+            try:
+                self._stats = await asyncio.wait_for(self.broker.ledger.stats(), 2.0)
+            except Exception:  # noqa: BLE001 - metrics must answer while the store is down
+                log.debug("ledger statistics unavailable", exc_info=True)
+        return self._stats
 
     async def openapi_wrapped(self, request: web.Request) -> web.Response:
         return json_response(

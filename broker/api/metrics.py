@@ -103,6 +103,8 @@ class Metrics:
             ("backpressure", "Requests refused with BACKPRESSURE."),
             ("ledger_flushes", "Group commits written to the ledger."),
             ("ledger_failures", "Ledger writes that failed and were retried."),
+            ("ledger_purged", "Finished jobs deleted by the retention."),
+            ("limited", "Claimed jobs held back by a quota, source limit or breaker."),
         ):
             metric = f"orchestrator_{name}_total"
             family(metric, "counter", doc, [f"{metric} {snapshot[name]}"])
@@ -118,6 +120,24 @@ class Metrics:
             "Rows waiting to be written.",
             [f"orchestrator_ledger_backlog_rows {snapshot['ledger_backlog']}"],
         )
+        family(
+            "orchestrator_ledger_unfolded_rows",
+            "gauge",
+            "History rows not folded into the jobs table yet.",
+            [f"orchestrator_ledger_unfolded_rows {snapshot['ledger_unfolded']}"],
+        )
+        stats: dict[str, int] = snapshot["ledger_stats"]
+        for figure, doc in (
+            ("dead_tuples", "Dead tuples per ledger table (Postgres; vacuum takes them back)."),
+            ("live_tuples", "Live tuples per ledger table (Postgres)."),
+        ):
+            samples = [
+                f'orchestrator_ledger_{figure}{{table="{key.split(".")[0]}"}} {value}'
+                for key, value in sorted(stats.items())
+                if key.endswith(f".{figure}")
+            ]
+            if samples:
+                family(f"orchestrator_ledger_{figure}", "gauge", doc, samples)
         family(
             "orchestrator_ledger_up",
             "gauge",

@@ -121,7 +121,11 @@ class Broker:
 
     def _new_flusher(self) -> Flusher:
         journal = Journal(self.engine, self.settings.claim_hold_ms)
-        return Flusher(self.ledger, journal, self.settings.max_backlog, clock=self.clock)
+        retention = self.settings.retention_ms
+        if retention:
+            retention = max(retention, self.settings.engine.idempotency_retention_ms)
+        backlog = self.settings.max_backlog
+        return Flusher(self.ledger, journal, backlog, clock=self.clock, retention_ms=retention)
 
     def _services(self) -> list[Service]:
         """Background services, in start order (stopped in reverse)."""

@@ -41,6 +41,7 @@ class Flusher:
         fold_step: int = 20_000,
         fold_threshold: int = 1_000_000,
         clock: Clock | None = None,
+        retention_ms: int = 0,
     ) -> None:
         self.clock = clock or SystemClock()
         self.ledger = ledger
@@ -66,6 +67,12 @@ class Flusher:
         self.last_error = ""
         self.flushes = 0
         self.failures = 0
+        # finished jobs older than this are purged when idle (0: kept for ever)
+        self.retention_ms = retention_ms
+        self.purge_step = 10_000
+        self.purge_every_s = 60.0
+        self.purged = 0
+        self._next_purge = 0.0  # monotonic time of the next purge step
 
     # -- what the broker calls ----------------------------------------------------
     @property
@@ -139,6 +146,10 @@ class Flusher:
                 await self._fold_once()  # idle: fold history while nothing waits
             elif self.unfolded and self.healthy:
                 await self._sleep(self.quiet_s)  # fold once the broker was quiet a moment
+            elif self._purge_due():
+                await self.purge_once()
+            elif self.retention_ms:
+                await self._sleep(max(0.0, self._next_purge - time.monotonic()))
             else:
                 await self._wake.wait()
                 self._wake.clear()
@@ -154,6 +165,21 @@ class Flusher:
     def _quiet(self) -> bool:
         """No record for a while: folding now will not hold up a burst of requests."""
         return time.monotonic() - self._last_add >= self.quiet_s
+
+    def _purge_due(self) -> bool:
+        return bool(self.retention_ms) and self.healthy and time.monotonic() >= self._next_purge
+
+    async def purge_once(self) -> None:
+        """Delete one step of finished jobs past the retention (idle time only)."""
+        try:
+            gone = await self.ledger.purge(self.clock.now_ms() - self.retention_ms, self.purge_step)
+        except Exception as exc:  # noqa: BLE001 - the next flush reports ledger trouble
+            log.warning("retention purge failed: %s", exc)
+            gone = 0
+        self.purged += gone
+        # a full step means more are due: go on at the next idle moment
+        wait = 0.0 if gone == self.purge_step else self.purge_every_s
+        self._next_purge = time.monotonic() + wait
 
     async def _fold_once(self) -> None:
         try:

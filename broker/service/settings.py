@@ -21,3 +21,6 @@ class ServiceSettings:
     # tenant, and in all; 0 turns a limit off
     max_live_per_tenant: int = 0
     max_live: int = 0
+    # finished jobs (with their history) are deleted this long after they finished;
+    # at least the idempotency retention, so restarts still dedupe; 0 keeps them
+    retention_ms: int = 7 * 24 * 3_600_000

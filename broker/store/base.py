@@ -68,6 +68,16 @@ class Ledger(abc.ABC):
         """A tenant's newest audit entries, newest first."""
 
     @abc.abstractmethod
+    async def purge(self, before: int, limit: int) -> int:
+        """Delete up to ``limit`` finished jobs last changed before ``before`` (ms),
+        oldest first, with their history and run membership; only jobs whose
+        history is folded. Returns how many were deleted."""
+
+    async def stats(self) -> dict[str, int]:
+        """Figures about the store for metrics (e.g. ``jobs.dead_tuples``)."""
+        return {}
+
+    @abc.abstractmethod
     async def begin_epoch(self) -> int:
         """Durably count this start and return its number (1, 2, …).
 

@@ -36,6 +36,7 @@ class MemoryLedger(Ledger):
         self._run_of: dict[int, str] = {}
         self._audit: list[AuditRow] = []
         self._limits: dict[tuple[str, str, str], LimitRow] = {}
+        self._purged_jid = 0  # job numbers are never reused, even after a purge
 
     async def open(self) -> None:
         self._open = True
@@ -101,7 +102,8 @@ class MemoryLedger(Ledger):
             if row.state in states.TERMINAL and self._run_of.get(row.jid) in live_runs
         ]
         limits = [self._limits[key] for key in sorted(self._limits)]
-        return LiveState(live, max(self._jobs, default=0) + 1, keyed, runs, members, limits)
+        top = max(max(self._jobs, default=0), self._purged_jid)
+        return LiveState(live, top + 1, keyed, runs, members, limits)
 
     async def read_run(self, run_id: str) -> RunHistory | None:
         self._require_open()
@@ -138,6 +140,24 @@ class MemoryLedger(Ledger):
         if row is None:
             return None
         return read_history(row, [h for h in self._history if h.jid == jid])
+
+    async def purge(self, before: int, limit: int) -> int:
+        self._require_open()
+        pending = {row.jid for row in self._history[self._folded :]}
+        doomed = sorted(
+            (row.updated, jid)
+            for jid, row in self._jobs.items()
+            if row.state in states.TERMINAL and row.updated < before and jid not in pending
+        )[:limit]
+        gone = {jid for _, jid in doomed}
+        self._purged_jid = max(self._purged_jid, max(self._jobs, default=0))
+        kept = [row for row in self._history[: self._folded] if row.jid not in gone]
+        self._history = kept + self._history[self._folded :]
+        self._folded = len(kept)
+        for jid in gone:
+            del self._jobs[jid]
+            self._run_of.pop(jid, None)
+        return len(gone)
 
     async def begin_epoch(self) -> int:
         self._require_open()

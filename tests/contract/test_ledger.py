@@ -276,3 +276,36 @@ async def test_load_live_brings_back_runs_with_live_jobs(ledger: Ledger) -> None
     assert sorted(r.run_id for r in live.runs) == ["live", "tokened"]
     assert [row.jid for row in live.run_members] == [1]
     assert live.run_members[0].state == states.SUCCEEDED
+
+
+# -- retention --------------------------------------------------------------------------
+async def test_purge_deletes_old_finished_folded_jobs_only(ledger: Ledger) -> None:
+    await ledger.apply(FlushBatch(
+        inserts=[job(1), job(2), job(3), job(4, state=states.DEAD, updated=50), job(5)],
+        members=[("r", 1)],
+        runs=[run("r", 1)],
+    ))  # fmt: skip
+    await ledger.apply(FlushBatch(history=[
+        finished(1, 7, 100, "succeeded", states.SUCCEEDED),
+        finished(2, 8, 100, "succeeded", states.SUCCEEDED),
+        finished(3, 9, 900, "succeeded", states.SUCCEEDED),  # too recent
+    ]))  # fmt: skip
+    assert await ledger.compact(1_000) == 3
+    # job 2 changes again after the fold (a replay): not folded, so it stays
+    await ledger.apply(FlushBatch(history=[transition(2, 200, states.READY, "replayed")]))
+    assert await ledger.purge(before=500, limit=10) == 2  # jobs 1 and 4
+    assert await ledger.read_job(1) is None and await ledger.read_job(4) is None
+    assert (await ledger.read_job(2)) is not None and (await ledger.read_job(3)) is not None
+    found = await ledger.read_run("r")
+    assert found is not None and found.jobs == []
+    assert await ledger.purge(before=500, limit=10) == 0
+    live = await ledger.load_live(0)
+    assert sorted(row.jid for row in live.jobs) == [2, 5] and live.next_jid == 6
+    await ledger.apply(FlushBatch(history=[
+        finished(5, 3, 10, "canceled", states.CANCELED),
+        leased(2, 4, 20, 9_000),  # (the newest history row stays in SQLite: its number)
+    ]))  # fmt: skip
+    await ledger.compact(100)
+    assert await ledger.purge(before=500, limit=10) == 1  # the newest job number goes too
+    assert (await ledger.load_live(0)).next_jid == 6  # and is never handed out again
+    assert all(isinstance(v, int) for v in (await ledger.stats()).values())

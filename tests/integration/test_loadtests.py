@@ -1,24 +1,35 @@
 """``python -m loadtests``: every scenario for real, tiny sizes, against a broker subprocess.
 
 Each run writes its JSON result and Markdown table to a temporary ``--out``; the
-figures must be there and make sense. One test also draws the plots.
+figures must be there and make sense. One test also draws the plots, and one runs
+a burn-down on a fresh Postgres database for the WAL figures (Postgres is always
+up in CI: without it that test fails, it does not skip).
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 import struct
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import orjson
 import pytest
 
 from loadtests.cli import main
 
 CPU = ("broker_cpu_s", "generator_cpu_s", "broker_cpu_per_wall", "generator_cpu_per_wall")
+POSTGRES_ADMIN = os.environ.get(
+    "BROKER_TEST_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 
-def run(out: Path, *argv: str) -> tuple[dict[str, Any], list[Path]]:
+def run(out: Path, *argv: str, store: str = "sqlite") -> tuple[dict[str, Any], list[Path]]:
     files = main([*argv, "--out", str(out)])
     json_file, md_file = files[0], files[1]
     assert json_file.suffix == ".json" and md_file.suffix == ".md"
@@ -27,7 +38,7 @@ def run(out: Path, *argv: str) -> tuple[dict[str, Any], list[Path]]:
     figures: dict[str, Any] = document["figures"]
     table = md_file.read_text()
     assert table.startswith(f"# {figures['scenario']}") and "| figure | value |" in table
-    assert figures["machine"] and figures["store"] == "sqlite"
+    assert figures["machine"] and figures["store"] == store
     return document, files
 
 
@@ -137,3 +148,40 @@ def test_burn_down_plot_sweeps_batch_sizes(tmp_path: Path) -> None:
     assert doc["figures"]["best_batch"] in (1, 20)
     assert files[2].suffix == ".png"
     assert_png(files[2])
+
+
+async def _admin(sql: str) -> None:
+    admin = await asyncpg.connect(POSTGRES_ADMIN)
+    try:
+        await admin.execute(sql)
+    finally:
+        await admin.close()
+
+
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    """A new database ``lt_<uuid>`` on the local cluster, dropped afterwards.
+
+    Synchronous (``asyncio.run``): the load harness runs its own uvloop, so the
+    test must not run inside an event loop."""
+    name = f"lt_{uuid.uuid4().hex}"
+    try:
+        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.fail(f"Postgres is required at {POSTGRES_ADMIN}: {exc!r}")
+    try:
+        yield POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+def test_burn_down_on_postgres_reports_wal(tmp_path: Path) -> None:
+    with fresh_database() as dsn:
+        argv = ("burn-down", "--jobs", "300", "--batch", "50", "--store", dsn)
+        doc, files = run(tmp_path, *argv, store="postgresql")
+    f = doc["figures"]
+    assert f["jobs"] == 300
+    positive(f, "drain_jobs_per_s", "wal_bytes", "wal_bytes_per_job")
+    assert f["wal_bytes_per_job"] == pytest.approx(f["wal_bytes"] / 300, abs=0.1)
+    assert f["wal_fold_bytes"] >= 0 and f["wal_fold_bytes_per_job"] >= 0
+    assert "| wal_bytes_per_job |" in files[1].read_text()

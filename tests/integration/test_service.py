@@ -183,3 +183,27 @@ async def test_a_lease_past_its_deadline_is_fenced_before_the_reaper_runs() -> N
     (late,) = await broker.ack(T, [AckItem(jid, token, "succeeded")])
     assert late.outcome == "conflict"
     await broker.stop()
+
+
+async def test_retention_purges_finished_jobs_and_keeps_their_numbers() -> None:
+    ledger = MemoryLedger()
+    clock = ManualClock(1_000)
+    broker = await started(ledger, clock, retention_ms=1)  # raised to the 24 h idempotency
+    (kept,) = await broker.submit(T, [JobSpec("scan", b"{}")])
+    done = await broker.submit(T, [JobSpec("scan", b"{}")] * 2)
+    grant = await broker.claim(T, "w", ["scan"], 10, 1_000)
+    finished = [(job.jid, token) for job, token in zip(grant.jobs, grant.tokens, strict=True)]
+    await broker.ack(T, [AckItem(jid, token, "succeeded") for jid, token in finished[1:]])
+    await broker.flusher.commit([], everything=True)
+    await ledger.compact(1_000)
+    await broker.flusher.purge_once()
+    assert broker.flusher.purged == 0  # not old enough yet
+    clock.advance(25 * 3_600_000)
+    await broker.flusher.purge_once()
+    assert broker.flusher.purged == 2
+    assert [await ledger.read_job(r.jid) for r in done] == [None, None]
+    assert await ledger.read_job(kept.jid) is not None  # still leased: live
+    await broker.stop()
+    again = await started(ledger, clock)
+    assert again.engine.next_jid == max(r.jid for r in done) + 1
+    await again.stop()

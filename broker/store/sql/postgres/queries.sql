@@ -46,7 +46,13 @@ SELECT jid, tenant, job_type, priority, state, attempt, max_attempts, lease_ms, 
   FROM jobs WHERE state IN (3, 4, 5) AND meta IS NOT NULL AND updated >= $1 ORDER BY jid
 
 -- name: max_jid
-SELECT COALESCE(MAX(jid), 0) FROM jobs
+-- above every job stored, and every job purged (job numbers are never reused)
+SELECT GREATEST(COALESCE((SELECT MAX(jid) FROM jobs), 0),
+                COALESCE((SELECT value FROM broker_meta WHERE key = 'purged_jid'), 0))
+
+-- name: keep_max_jid
+INSERT INTO broker_meta (key, value) SELECT 'purged_jid', COALESCE(MAX(jid), 0) FROM jobs
+ON CONFLICT (key) DO UPDATE SET value = GREATEST(broker_meta.value, excluded.value)
 
 -- name: read_job
 SELECT jid, tenant, job_type, priority, state, attempt, max_attempts, lease_ms, created,
@@ -128,3 +134,25 @@ DELETE FROM limits WHERE kind = $1 AND tenant = $2 AND name = $3
 
 -- name: all_limits
 SELECT kind, tenant, name, config, updated FROM limits ORDER BY kind, tenant, name
+
+-- name: purge_finished
+-- finished jobs last changed before $1, fully folded (no history past the watermark $3),
+-- oldest first, at most $2 of them: with their history and run membership
+WITH doomed AS (
+    SELECT j.jid FROM jobs AS j
+     WHERE j.state IN (3, 4, 5) AND j.updated < $1
+       AND NOT EXISTS (SELECT 1 FROM history AS h WHERE h.jid = j.jid AND h.seq > $3)
+     ORDER BY j.updated
+     LIMIT $2
+), gone_history AS (
+    DELETE FROM history WHERE jid IN (SELECT jid FROM doomed)
+), gone_members AS (
+    DELETE FROM run_jobs WHERE jid IN (SELECT jid FROM doomed)
+)
+DELETE FROM jobs WHERE jid IN (SELECT jid FROM doomed)
+
+-- name: table_stats
+SELECT relname, n_live_tup, n_dead_tup FROM pg_stat_user_tables
+ WHERE relname IN ('jobs', 'history', 'run_jobs', 'runs', 'audit')
+   AND schemaname = current_schema()
+ ORDER BY relname

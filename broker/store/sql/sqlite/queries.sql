@@ -39,7 +39,13 @@ SELECT * FROM jobs
  ORDER BY jid
 
 -- name: max_jid
-SELECT COALESCE(MAX(jid), 0) FROM jobs
+-- above every job stored, and every job purged (job numbers are never reused)
+SELECT MAX(COALESCE((SELECT MAX(jid) FROM jobs), 0),
+           COALESCE((SELECT value FROM broker_meta WHERE key = 'purged_jid'), 0))
+
+-- name: keep_max_jid
+INSERT INTO broker_meta (key, value) SELECT 'purged_jid', COALESCE(MAX(jid), 0) FROM jobs WHERE true
+ON CONFLICT (key) DO UPDATE SET value = MAX(value, excluded.value)
 
 -- name: read_job
 SELECT * FROM jobs WHERE jid = ?
@@ -113,3 +119,26 @@ DELETE FROM limits WHERE kind = ? AND tenant = ? AND name = ?
 
 -- name: all_limits
 SELECT kind, tenant, name, config, updated FROM limits ORDER BY kind, tenant, name
+
+-- name: doomed_jobs
+-- finished jobs last changed before ?1, fully folded (no history past the watermark ?3);
+-- never the owner of the newest history row: SQLite numbers a new row max(seq) + 1, so
+-- deleting the newest would hand its number out again, under the fold's watermark
+SELECT j.jid FROM jobs AS j
+ WHERE j.state IN (3, 4, 5) AND j.updated < ?1
+   AND NOT EXISTS (SELECT 1 FROM history AS h WHERE h.jid = j.jid AND h.seq > ?3)
+   AND j.jid IS NOT (SELECT jid FROM history ORDER BY seq DESC LIMIT 1)
+ ORDER BY j.updated
+ LIMIT ?2
+
+-- name: delete_job_history
+DELETE FROM history WHERE jid = ?
+
+-- name: delete_job_membership
+DELETE FROM run_jobs WHERE jid = ?
+
+-- name: delete_job
+DELETE FROM jobs WHERE jid = ?
+
+-- name: freelist
+PRAGMA freelist_count

@@ -98,3 +98,6 @@ CREATE TABLE IF NOT EXISTS limits (
     updated INTEGER NOT NULL,
     PRIMARY KEY (kind, tenant, name)
 );
+
+-- Retention: finished jobs are purged oldest first, found through this index.
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (updated) WHERE state IN (3, 4, 5);
