@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import NamedTuple, Protocol
 
@@ -48,6 +49,10 @@ from .waiters import Waiters
 log = logging.getLogger("broker")
 
 TOKEN_EPOCH_SHIFT = 40
+
+
+def _progress(read: int) -> None:
+    log.info("… %d live jobs read", read)
 
 
 class Audit(NamedTuple):
@@ -87,7 +92,9 @@ class Broker:
         await self.ledger.open()
         self.epoch = await self.ledger.begin_epoch()
         retention = self.settings.engine.idempotency_retention_ms
-        live = await self.ledger.load_live(self.clock.now_ms() - retention)
+        started = time.monotonic()
+        log.info("loading live state from %s", self.ledger.url)
+        live = await self.ledger.load_live(self.clock.now_ms() - retention, _progress)
         self.engine = Engine(
             self.settings.engine,
             first_jid=live.next_jid,
@@ -99,9 +106,10 @@ class Broker:
         )
         self.engine.restore(live.jobs, live.recent_keyed, decode_meta, live.runs, live.run_members)
         log.info(
-            "loaded %d live jobs from %s (boot epoch %d)",
+            "loaded %d live jobs from %s in %.1f s (boot epoch %d)",
             len(live.jobs),
             self.ledger.url,
+            time.monotonic() - started,
             self.epoch,
         )
         self.flusher = self._new_flusher()

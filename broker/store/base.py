@@ -8,8 +8,13 @@ behaviour.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 
 from .rows import AuditRow, FlushBatch, JobHistory, LiveState, RunHistory, RunRow
+
+#: called with the number of live jobs read so far while a large state loads
+Progress = Callable[[int], None]
+PROGRESS_EVERY = 100_000
 
 
 class Ledger(abc.ABC):
@@ -42,7 +47,7 @@ class Ledger(abc.ABC):
         """History rows not folded into the jobs table yet."""
 
     @abc.abstractmethod
-    async def load_live(self, keyed_since: int) -> LiveState:
+    async def load_live(self, keyed_since: int, progress: Progress | None = None) -> LiveState:
         """Every non-terminal job in its current state, the next free job id,
         terminal jobs with metadata that finished at or after ``keyed_since``
         (ms), the runs of live jobs plus runs with a token created since

@@ -7,7 +7,7 @@ history rows folded in by ``compact``) and is held to the same contract suite.
 from __future__ import annotations
 
 from .. import states
-from .base import Ledger
+from .base import Ledger, Progress
 from .rows import (
     AuditRow,
     FlushBatch,
@@ -79,7 +79,7 @@ class MemoryLedger(Ledger):
     async def unfolded(self) -> int:
         return len(self._history) - self._folded
 
-    async def load_live(self, keyed_since: int) -> LiveState:
+    async def load_live(self, keyed_since: int, progress: Progress | None = None) -> LiveState:
         self._require_open()
         while await self.compact(100_000):
             pass

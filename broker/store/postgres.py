@@ -19,7 +19,7 @@ from importlib import resources
 import asyncpg
 
 from . import queries
-from .base import Ledger
+from .base import PROGRESS_EVERY, Ledger, Progress
 from .rows import (
     NO_CURSOR,
     AuditRow,
@@ -135,11 +135,17 @@ class PostgresLedger(Ledger):
             last = await conn.fetchval(_Q["last_seq"])
         return max(0, int(last - start))
 
-    async def load_live(self, keyed_since: int) -> LiveState:
+    async def load_live(self, keyed_since: int, progress: Progress | None = None) -> LiveState:
         while await self.compact(200_000):
             pass
         async with self._db().acquire() as conn:
-            live = [JobRow(*row) for row in await conn.fetch(_Q["live_jobs"])]
+            live: list[JobRow] = []
+            async with conn.transaction():  # a cursor: large states arrive in chunks
+                cursor = await conn.cursor(_Q["live_jobs"])
+                while chunk := await cursor.fetch(PROGRESS_EVERY):
+                    live.extend(JobRow(*row) for row in chunk)
+                    if progress is not None:
+                        progress(len(live))
             keyed = [JobRow(*row) for row in await conn.fetch(_Q["recent_keyed_jobs"], keyed_since)]
             max_jid = await conn.fetchval(_Q["max_jid"])
             runs = [RunRow(*row) for row in await conn.fetch(_Q["live_runs"], keyed_since)]

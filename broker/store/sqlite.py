@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from . import queries
-from .base import Ledger
+from .base import PROGRESS_EVERY, Ledger, Progress
 from .rows import (
     NO_CURSOR,
     AuditRow,
@@ -179,14 +179,19 @@ class SqliteLedger(Ledger):
         return int(epoch)
 
     # -- reads ------------------------------------------------------------------
-    async def load_live(self, keyed_since: int) -> LiveState:
-        return await self._run(self._load_live, keyed_since)
+    async def load_live(self, keyed_since: int, progress: Progress | None = None) -> LiveState:
+        return await self._run(self._load_live, keyed_since, progress)
 
-    def _load_live(self, keyed_since: int) -> LiveState:
+    def _load_live(self, keyed_since: int, progress: Progress | None) -> LiveState:
         while self._compact(200_000):
             pass
         db = self._db()
-        live = [JobRow(*row) for row in db.execute(_Q["live_jobs"])]
+        live: list[JobRow] = []
+        rows = db.execute(_Q["live_jobs"])
+        while chunk := rows.fetchmany(PROGRESS_EVERY):
+            live.extend(JobRow(*row) for row in chunk)
+            if progress is not None:
+                progress(len(live))  # (from the ledger's thread: a log line only)
         keyed = [JobRow(*row) for row in db.execute(_Q["recent_keyed_jobs"], (keyed_since,))]
         (max_jid,) = db.execute(_Q["max_jid"]).fetchone()
         runs = [RunRow(*row) for row in db.execute(_Q["live_runs"], (keyed_since,))]
