@@ -4,17 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .openapi_parts import AUTH, body, errors, ok, op, ref
+from .openapi_parts import AUTH, body, errors, ok, op, path_param, ref
 
 _NUM = {"type": ["integer", "null"], "minimum": 0}
 _RATE = {"type": ["number", "null"], "exclusiveMinimum": 0, "description": "tokens per second"}
-
-
-def _path(name: str, fmt: str | None = None) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "string"}
-    if fmt:
-        schema["format"] = fmt
-    return {"name": name, "in": "path", "required": True, "schema": schema}
 
 
 _OPERATOR = [
@@ -129,7 +122,7 @@ LIMIT_SCHEMAS: dict[str, Any] = {
 
 def limit_paths(base: str) -> dict[str, Any]:
     read = "orch:read or orch:quota"
-    job_type, host = _path("jobType"), _path("host")
+    job_type, host = path_param("jobType"), path_param("host")
     change = {**ok("Quota"), **errors(*AUTH, "503")}
     source_change = {**ok("Source"), **errors(*AUTH, "503")}
     return {
@@ -193,6 +186,6 @@ def limit_paths(base: str) -> dict[str, Any]:
         f"{base}/jobs/{{jobId}}/retry": {
             "post": op("Retry a dead or canceled job in place (a run's job: replayed in its run)",
                        "orch:operate", {**ok("Retried"), **errors(*AUTH, "404", "409", "503")},
-                       parameters=[_path("jobId", "uuid"), *_OPERATOR]),
+                       parameters=[path_param("jobId", "uuid"), *_OPERATOR]),
         },
     }  # fmt: skip

@@ -50,3 +50,11 @@ def op(summary: str, scope: str | None, responses: dict[str, Any], **extra: Any)
     else:
         op["security"] = []
     return op
+
+
+def path_param(name: str, fmt: str | None = None) -> dict[str, Any]:
+    """A required string parameter of the path."""
+    schema: dict[str, Any] = {"type": "string"}
+    if fmt:
+        schema["format"] = fmt
+    return {"name": name, "in": "path", "required": True, "schema": schema}

@@ -4,18 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .openapi_parts import AUTH, IDEMPOTENCY_HEADER, body, errors, ok, op, ref
+from .openapi_parts import AUTH, IDEMPOTENCY_HEADER, body, errors, ok, op, path_param, ref
 
 _STATUS = {"type": "string", "enum": ["running", "succeeded", "failed", "canceled"]}
 _TIME = {"type": "string", "format": "date-time"}
 _NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
-
-
-def _path(name: str, fmt: str | None = None) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "string"}
-    if fmt:
-        schema["format"] = fmt
-    return {"name": name, "in": "path", "required": True, "schema": schema}
 
 
 _PAGE = [
@@ -167,8 +160,8 @@ RUN_SCHEMAS: dict[str, Any] = {
 
 
 def run_paths(base: str) -> dict[str, Any]:
-    run_id = _path("runId")
-    job_id = _path("jobId", "uuid")
+    run_id = path_param("runId")
+    job_id = path_param("jobId", "uuid")
     read = "orch:read or orch:operate"
     return {
         f"{base}/runs": {

@@ -226,8 +226,7 @@ class Engine:
                 run = self.runs.new_run(now, tid, run_id, None)
             return self._submit_wired(now, tid, run, specs, require_keys=False)
         self._keys.expire(now)
-        cfg = self.settings
-        make_job = self.make_job
+        new_job = self.new_job
         replies: list[SubmitReply] = []
         created: list[Job] = []
         ready: list[Job] = []
@@ -242,19 +241,7 @@ class Engine:
             jid = self.next_jid
             self.next_jid = jid + 1
             waits = spec.not_before > now
-            job = make_job(
-                jid,
-                tid,
-                self.job_types.id(spec.job_type),
-                spec.priority,
-                spec.max_attempts or cfg.default_max_attempts,
-                spec.lease_ms or cfg.default_lease_ms,
-                now,
-                spec.not_before,
-                spec.payload,
-                spec.meta,
-                S.PENDING if waits else S.READY,
-            )
+            job = new_job(jid, tid, spec, now, spec.meta, S.PENDING if waits else S.READY)
             self.jobs[jid] = job
             if key is not None:
                 self._keys.claim(tid, key, jid)
@@ -342,8 +329,10 @@ class Engine:
         records: list[Record] = [*run_records, Submitted(now, jobs)] if jobs else []
         return replies, records  # type: ignore[return-value]
 
-    def new_job(self, jid: int, tid: int, spec: JobSpec, now: int, meta: JobMeta | None) -> Job:
-        """A fresh job, pending until the caller places it."""
+    def new_job(
+        self, jid: int, tid: int, spec: JobSpec, now: int, meta: JobMeta | None, state: int = 0
+    ) -> Job:
+        """A fresh job (pending unless ``state`` says otherwise)."""
         cfg = self.settings
         return self.make_job(
             jid,
@@ -356,7 +345,7 @@ class Engine:
             spec.not_before,
             spec.payload,
             meta,
-            S.PENDING,
+            state,
         )
 
     def cancel_run(self, now: int, tenant: str, run_id: str) -> tuple[int, list[Record]]:
