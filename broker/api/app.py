@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from .. import states
@@ -36,6 +35,7 @@ from .idempotency import Answer, IdempotencyCache
 from .ids import parse_job_id
 from .limits import LimitRoutes
 from .metrics import Metrics
+from .render import json_response
 from .requests import parse_ack, parse_claim, parse_heartbeat, parse_json, parse_submit
 from .runs import RunRoutes
 from .timefmt import rfc3339
@@ -54,14 +54,6 @@ class ApiSettings:
     max_body_bytes: int = 64 * 1024 * 1024
     max_payload_bytes: int = 1024 * 1024
     default_extend_s: int = 30
-
-
-def json_response(
-    data: Any, status: int = 200, headers: dict[str, str] | None = None
-) -> web.Response:
-    return web.Response(
-        body=orjson.dumps(data), status=status, headers=headers, content_type="application/json"
-    )
 
 
 def error_response(

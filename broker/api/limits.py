@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from aiohttp import web
 
 from .. import states
@@ -20,6 +19,7 @@ from ..errors import NotFound, ValidationFailed
 from ..service.broker import Audit
 from ..service.limit_codec import quota_json, source_json
 from .ids import job_id, parse_job_id
+from .render import json_response
 from .requests import JOB_TYPE, Problems, parse_json
 from .runs import operator_reason, page_size
 from .timefmt import parse_rfc3339, rfc3339
@@ -35,10 +35,6 @@ BLACKOUT_FIELDS = frozenset({"start", "end", "daily"})
 HOST_MAX = 253
 MAX_RATE = 1_000_000.0
 MAX_COUNT = 1_000_000_000
-
-
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
 def _ticket(request: web.Request) -> str | None:
@@ -252,13 +248,13 @@ class LimitRoutes:
     async def quotas(self, request: web.Request) -> web.Response:
         tenant = self.api.principal(request).require("orch:read", "orch:quota")
         found = self.broker.quotas_of(tenant)
-        return _json({"quotas": [self._quota_view(tenant, n, q) for n, q in found]})
+        return json_response({"quotas": [self._quota_view(tenant, n, q) for n, q in found]})
 
     async def quota_summary(self, request: web.Request) -> web.Response:
         tenant = self.api.principal(request).require("orch:read", "orch:quota")
         found = self.broker.quotas_of(tenant)
         views = [self._quota_view(tenant, n, q) for n, q in found]
-        return _json(
+        return json_response(
             {
                 "quotas": len(views),
                 "paused": sorted(v["jobType"] for v in views if v["paused"]),
@@ -273,14 +269,14 @@ class LimitRoutes:
         tenant, audit = self._operator(request, "quota.set", job_type)
         quota = parse_quota(await self._body(request))
         await self.broker.set_limit(tenant, "quota", job_type, quota, audit)
-        return _json(self._quota_view(tenant, job_type, quota))
+        return json_response(self._quota_view(tenant, job_type, quota))
 
     async def delete_quota(self, request: web.Request) -> web.Response:
         job_type = _job_type(request)
         tenant, audit = self._operator(request, "quota.remove", job_type)
         self._known(tenant, "quota", job_type)
         await self.broker.set_limit(tenant, "quota", job_type, None, audit)
-        return _json({"jobType": job_type, "removed": True})
+        return json_response({"jobType": job_type, "removed": True})
 
     async def pause_quota(self, request: web.Request) -> web.Response:
         return await self._pause_quota(request, True)
@@ -295,13 +291,13 @@ class LimitRoutes:
         quota = self.broker.quota_of(tenant, job_type) or Quota()
         quota = Quota(quota.max_active, quota.per_hour, quota.burst, paused)
         await self.broker.set_limit(tenant, "quota", job_type, quota, audit)
-        return _json(self._quota_view(tenant, job_type, quota))
+        return json_response(self._quota_view(tenant, job_type, quota))
 
     # -- sources ----------------------------------------------------------------------
     async def sources(self, request: web.Request) -> web.Response:
         tenant = self.api.principal(request).require("orch:read", "orch:quota")
         found = self.broker.sources_of(tenant)
-        return _json({"sources": [self._source_view(tenant, h, s) for h, s in found]})
+        return json_response({"sources": [self._source_view(tenant, h, s) for h, s in found]})
 
     async def source(self, request: web.Request) -> web.Response:
         tenant = self.api.principal(request).require("orch:read", "orch:quota")
@@ -309,7 +305,7 @@ class LimitRoutes:
         source = self.broker.source_of(tenant, host)
         if source is None:
             raise NotFound(f"no source {host!r}")
-        return _json(self._source_view(tenant, host, source))
+        return json_response(self._source_view(tenant, host, source))
 
     async def put_source(self, request: web.Request) -> web.Response:
         host = _host(request)
@@ -317,14 +313,14 @@ class LimitRoutes:
         known = self.broker.source_of(tenant, host)
         source = parse_source(await self._body(request), known)
         await self.broker.set_limit(tenant, "source", host, source, audit)
-        return _json(self._source_view(tenant, host, source))
+        return json_response(self._source_view(tenant, host, source))
 
     async def delete_source(self, request: web.Request) -> web.Response:
         host = _host(request)
         tenant, audit = self._operator(request, "source.remove", host)
         self._known(tenant, "source", host)
         await self.broker.set_limit(tenant, "source", host, None, audit)
-        return _json({"host": host, "removed": True})
+        return json_response({"host": host, "removed": True})
 
     async def pause_source(self, request: web.Request) -> web.Response:
         return await self._change_source(request, "source.pause", paused=True)
@@ -359,7 +355,7 @@ class LimitRoutes:
         }  # fmt: skip
         source = Source(**{**fields, **change})
         await self.broker.set_limit(tenant, "source", host, source, audit)
-        return _json(self._source_view(tenant, host, source))
+        return json_response(self._source_view(tenant, host, source))
 
     def _known(self, tenant: str, kind: str, name: str) -> None:
         found = self.broker.quota_of if kind == "quota" else self.broker.source_of
@@ -377,7 +373,7 @@ class LimitRoutes:
                 details=[{"field": "weight", "problem": "must be 1..1000"}],
             )
         await self.broker.set_limit(tenant, "weight", "", weight, audit)
-        return _json({"tenant": tenant, "weight": weight})
+        return json_response({"tenant": tenant, "weight": weight})
 
     async def audit(self, request: web.Request) -> web.Response:
         tenant = self.api.principal(request).require("orch:read", "orch:quota")
@@ -393,7 +389,7 @@ class LimitRoutes:
             }
             for r in rows
         ]
-        return _json({"entries": entries})
+        return json_response({"entries": entries})
 
     async def retry_job(self, request: web.Request) -> web.Response:
         principal = self.api.principal(request)
@@ -405,7 +401,7 @@ class LimitRoutes:
             raise NotFound("no such job")
         audit = Audit(principal.subject, "job.retry", text, reason, _ticket(request))
         jid, state = await self.broker.retry_job(tenant, parsed[0], parsed[1], text, audit)
-        return _json({"jobId": job_id(parsed[0], jid), "state": states.NAMES[state]})
+        return json_response({"jobId": job_id(parsed[0], jid), "state": states.NAMES[state]})
 
 
 def _show(value: int, daily: bool) -> str:

@@ -10,6 +10,7 @@ import hashlib
 from typing import Any
 
 import orjson
+from aiohttp import web
 
 from .. import states
 from ..engine import Engine, Grant
@@ -17,6 +18,14 @@ from ..store import Attempt, JobHistory
 from .ids import job_id as job_id
 from .ids import lease_id
 from .timefmt import rfc3339
+
+
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(data), status=status, headers=headers, content_type="application/json"
+    )
 
 
 def digest(payload: bytes) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from aiohttp import web
 
 from .. import states
@@ -12,6 +11,7 @@ from ..engine.runs import RUN_STATUSES
 from ..errors import NotFound, ValidationFailed
 from . import run_views
 from .ids import job_id, parse_job_id
+from .render import json_response
 from .requests import MAX_ITEMS, MAX_JOBS_PER_SUBMIT, Problems, job_spec, parse_json
 
 if TYPE_CHECKING:
@@ -122,7 +122,7 @@ class RunRoutes:
                     for spec, r in zip(specs, reply.jobs, strict=True)
                 ]
             out = {"runId": reply.run_id, "deduplicated": reply.deduplicated, "jobs": jobs}
-            return _json(out, 200 if reply.deduplicated else 201)
+            return json_response(out, 200 if reply.deduplicated else 201)
 
         return await api.idempotent(request, tenant, body, run)
 
@@ -130,7 +130,7 @@ class RunRoutes:
         tenant = self.api.principal(request).require("orch:operate")
         run_id = request.match_info["runId"]
         canceled = await self.runs.cancel(tenant, run_id)
-        return _json({"runId": run_id, "canceled": canceled})
+        return json_response({"runId": run_id, "canceled": canceled})
 
     async def replay(self, request: web.Request) -> web.Response:
         principal = self.api.principal(request)
@@ -143,7 +143,7 @@ class RunRoutes:
         )
         found = await self.runs.read(tenant, run_id)
         public = {j.job.jid: job_id(j.job.created, j.job.jid) for j in found.jobs}
-        return _json(
+        return json_response(
             {"runId": run_id, "status": found.run.status, "replayed": [public[j] for j in jids]}
         )
 
@@ -161,7 +161,7 @@ class RunRoutes:
             "state": states.NAMES[reply.state],
             "replayOf": text,
         }
-        return _json(body, 201)
+        return json_response(body, 201)
 
     async def cancel_job(self, request: web.Request) -> web.Response:
         tenant = self.api.principal(request).require("orch:operate")
@@ -173,7 +173,7 @@ class RunRoutes:
         if job is not None and job.created != parsed[0]:
             raise NotFound("no such job")  # the number of a live job, another's timestamp
         state = await self.api.broker.cancel(tenant, parsed[1])
-        return _json({"jobId": text, "state": states.NAMES[state]})
+        return json_response({"jobId": text, "state": states.NAMES[state]})
 
     # -- reads ----------------------------------------------------------------------------
     async def list(self, request: web.Request) -> web.Response:
@@ -191,24 +191,20 @@ class RunRoutes:
         if len(rows) > limit:
             rows = rows[:limit]
             token = run_views.encode_cursor([rows[-1].created, rows[-1].run_id])
-        return _json({"runs": [run_views.run_row(r) for r in rows], "nextPageToken": token})
+        return json_response({"runs": [run_views.run_row(r) for r in rows], "nextPageToken": token})
 
     async def summary(self, request: web.Request) -> web.Response:
         found = await self._read(request)
-        return _json(run_views.summary(found))
+        return json_response(run_views.summary(found))
 
     async def dag(self, request: web.Request) -> web.Response:
-        return _json(run_views.dag(await self._read(request)))
+        return json_response(run_views.dag(await self._read(request)))
 
     async def timeline(self, request: web.Request) -> web.Response:
         limit = page_size(request)
         after = run_views.decode_cursor(request.query.get("page_token"), int) or 0
-        return _json(run_views.timeline(await self._read(request), after, limit))
+        return json_response(run_views.timeline(await self._read(request), after, limit))
 
     async def _read(self, request: web.Request) -> Any:
         tenant = self.api.principal(request).require("orch:read", "orch:operate")
         return await self.runs.read(tenant, request.match_info["runId"])
-
-
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")

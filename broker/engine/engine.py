@@ -51,7 +51,7 @@ from .records import (
     Submitted,
 )
 from .retry import RetryPolicy
-from .runs import Member, Run, Runs
+from .runs import Member, Run, Runs, member
 from .settings import EngineSettings
 
 _LEASED_MASK = 1 << S.LEASED
@@ -169,18 +169,11 @@ class Engine:
         decode_meta: Callable[[bytes | None], JobMeta | None],
     ) -> None:
         by_run: dict[str, list[Member]] = {}
-        for job in self.jobs.values():
-            meta = job.meta
+        found = [(job.jid, job.state, job.meta) for job in self.jobs.values()]
+        found += [(row.jid, row.state, decode_meta(row.meta)) for row in members]
+        for jid, state, meta in found:
             if meta is not None and meta.run_id is not None:
-                by_run.setdefault(meta.run_id, []).append(
-                    (job.jid, job.state, meta.parents or (), meta.key)
-                )
-        for row in members:
-            meta = decode_meta(row.meta)
-            if meta is not None and meta.run_id is not None:
-                by_run.setdefault(meta.run_id, []).append(
-                    (row.jid, row.state, meta.parents or (), meta.key)
-                )
+                by_run.setdefault(meta.run_id, []).append(member(jid, state, meta))
         for row in runs:
             tid = self.tenants.id(row.tenant)
             if row.token is not None:
@@ -195,11 +188,7 @@ class Engine:
         if row.run_id in self.runs.live:
             return
         run = Run(row.run_id, self.tenants.id(row.tenant), row.token, row.created, row.status)
-        wired: list[Member] = []
-        for member in members:
-            meta = decode_meta(member.meta)
-            wired.append((member.jid, member.state, meta.parents or (), meta.key))
-        self.runs.load(run, wired)
+        self.runs.load(run, [member(m.jid, m.state, decode_meta(m.meta)) for m in members])
         self.runs.live[run.run_id] = run  # held until the caller's command settles it
 
     def knows_run(self, run_id: str) -> bool:

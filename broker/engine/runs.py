@@ -42,6 +42,12 @@ _NO_META = JobMeta()
 Member = tuple[int, int, tuple[int, ...], str | None]
 
 
+def member(jid: int, state: int, meta: JobMeta | None) -> Member:
+    """A run's job as ``Runs.load`` takes it."""
+    meta = meta or _NO_META
+    return (jid, state, meta.parents or (), meta.key)
+
+
 class Run:
     """A run's identity and the counts its status is derived from."""
 
@@ -204,14 +210,13 @@ class Runs:
                 meta.project, meta.correlation_id, meta.idempotency_key, meta.source_host,
                 run.run_id, meta.key, parents or None, meta.replay_of,
             )  # fmt: skip
-            job = engine.new_job(jid, tid, spec, now, wired)
             if node == _BLOCKED:
-                job.state = S.BLOCKED
+                state = S.BLOCKED
                 run.blocked += 1
             else:
+                state = S.READY if node == _READY and spec.not_before <= now else S.PENDING
                 run.active += 1
-                if node == _READY and spec.not_before <= now:
-                    job.state = S.READY
+            job = engine.new_job(jid, tid, spec, now, wired, state)
             if meta.key is not None:
                 batch_keys[meta.key] = jid
             by_index[index] = job

@@ -204,7 +204,8 @@ class Broker:
         self.refuse_if_saturated()
         self.ticker.tick()  # an ack after the lease deadline is a conflict, reaper or not
         replies, records = self.engine.ack(self.clock.now_ms(), tenant, items)
-        records.extend(self.engine.take_incidents())
+        if self.engine.limits.incidents:
+            records.extend(self.engine.take_incidents())
         self.counters["acked"] += len(items)
         self.after(records)
         await self.flusher.commit(records)
@@ -217,7 +218,8 @@ class Broker:
         self.refuse_if_saturated()
         self.ticker.tick()
         replies, records = self.engine.complete(self.clock.now_ms(), tenant, jids, tokens)
-        records.extend(self.engine.take_incidents())
+        if self.engine.limits.incidents:
+            records.extend(self.engine.take_incidents())
         self.counters["acked"] += len(jids)
         if len(records) > 1 or self.engine.limits.active:  # children claimable, slots freed
             self.after(records)
@@ -295,13 +297,17 @@ class Broker:
     # -- internals --------------------------------------------------------------------
     def refuse_if_crowded(self, tenant: str, adding: int) -> None:
         """Shed submissions past the live-job limits (429), before memory grows."""
-        for limit, live, whose in (
-            (self.settings.max_live_per_tenant, self.engine.live_jobs(tenant), "this tenant"),
-            (self.settings.max_live, self.engine.live_jobs(), "the broker"),
+        for limit, whose in (
+            (self.settings.max_live_per_tenant, tenant),
+            (self.settings.max_live, None),
         ):
-            if limit and live + adding > limit:
+            if not limit:
+                continue
+            live = self.engine.live_jobs(whose)
+            if live + adding > limit:
                 raise RateLimited(
-                    f"{whose} has {live} unfinished jobs; the limit is {limit}",
+                    f"{'this tenant' if whose else 'the broker'} has {live} unfinished jobs;"
+                    f" the limit is {limit}",
                     limit=limit,
                     remaining=max(0, limit - live),
                     retry_after_s=1,
