@@ -27,6 +27,7 @@ from .lease_table_py import LeaseTable as LeaseTable
 from .ready_queues_py import ReadyQueues as ReadyQueues
 from .timer_index_py import TimerIndex as TimerIndex
 from .token_buckets_py import TokenBuckets as TokenBuckets
+from .wire_py import Wire as Wire
 
 log = logging.getLogger("broker.native")
 
@@ -40,6 +41,7 @@ KERNELS: dict[str, str] = {
     "concurrency": "ConcurrencyCounters",
     "job_record": "Job",
     "job_table": "JobTable",
+    "wire": "Wire",
 }
 
 NO_EXTENSIONS = os.environ.get("BROKER_NO_EXTENSIONS", "") not in ("", "0")
@@ -95,6 +97,7 @@ __all__ = [
     "ReadyQueues",
     "TimerIndex",
     "TokenBuckets",
+    "Wire",
     "native",
     "twin",
 ]

@@ -14,11 +14,14 @@ from typing import Any
 
 import orjson
 
+from .._native import Wire
 from ..engine import AckItem, JobMeta, JobSpec
 from ..engine.commands import ACK_STATUSES
 from ..errors import PayloadTooLarge, ValidationFailed
 from .ids import parse_job_id, parse_lease_id
 from .timefmt import parse_rfc3339
+
+_WIRE = Wire()  # parses plain-success acks (the hot path) in one pass
 
 JOB_TYPE = re.compile(r"[a-z0-9._-]{1,128}\Z")
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}\Z")
@@ -338,29 +341,6 @@ class AckRequest:
     successes: tuple[list[int], list[int]] | None = None
 
 
-SIMPLE_RESULT = frozenset({"jobId", "leaseId", "status"})
-
-
-def _plain_successes(results: list[Any]) -> tuple[list[int], list[int]] | None:
-    """Job numbers and tokens if every result is a plain success, else None."""
-    jids: list[int] = []
-    tokens: list[int] = []
-    for result in results:
-        if (
-            type(result) is not dict
-            or result.get("status") != "succeeded"
-            or not SIMPLE_RESULT.issuperset(result)
-        ):
-            return None
-        ids = parse_job_id(result.get("jobId"))
-        token = parse_lease_id(result.get("leaseId"))
-        if ids is None or token is None:
-            return None
-        jids.append(ids[1])
-        tokens.append(token)
-    return jids, tokens
-
-
 def parse_ack(body: Any) -> AckRequest:
     p = Problems()
     if not _object(body, "", ACK_FIELDS, p):
@@ -370,7 +350,7 @@ def parse_ack(body: Any) -> AckRequest:
     if not isinstance(results, list) or len(results) > MAX_ITEMS:
         p.add("results", f"must be a list of at most {MAX_ITEMS} results")
         p.raise_if_any("invalid ack")
-    successes = _plain_successes(results) if results else None
+    successes = _WIRE.plain_successes(results) if results else None
     claim = _nested_claim(body, worker, p)
     if successes is not None:
         p.raise_if_any("invalid ack")

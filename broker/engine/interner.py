@@ -27,3 +27,8 @@ class Interner:
 
     def name(self, ident: int) -> str:
         return self._names[ident]
+
+    @property
+    def names(self) -> list[str]:
+        """Every name, indexed by id (the interner's own list: do not change it)."""
+        return self._names

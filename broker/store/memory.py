@@ -47,7 +47,8 @@ class MemoryLedger(Ledger):
     async def apply(self, batch: FlushBatch) -> None:
         self._require_open()
         new = {row.jid for row in batch.inserts}
-        if len(new) != len(batch.inserts) or not new.isdisjoint(self._jobs):
+        # keys().isdisjoint(new) walks the batch; new.isdisjoint(dict) walked the whole table
+        if len(new) != len(batch.inserts) or not self._jobs.keys().isdisjoint(new):
             raise ValueError("a job is inserted twice")
         for event in batch.history:
             if event.jid not in self._jobs and event.jid not in new:

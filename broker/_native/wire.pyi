@@ -1,0 +1,16 @@
+"""Type stubs of the compiled wire codec; ``wire_py.py`` is the specification."""
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+class Wire:
+    def claimed(
+        self,
+        jobs: Sequence[Any],
+        tokens: Sequence[int],
+        deadlines: Sequence[int],
+        type_names: Sequence[str],
+        tenant_names: Sequence[str],
+        ceiling: Callable[[int], int],
+    ) -> bytes: ...
+    def plain_successes(self, results: list[Any]) -> tuple[list[int], list[int]] | None: ...

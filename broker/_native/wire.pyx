@@ -1,0 +1,302 @@
+# distutils: language = c++
+# cython: language_level=3
+"""The worker bridge's hot wire forms: the compiled twin of ``wire_py.py``.
+
+``claimed`` writes the JSON of claimed jobs straight into one buffer: ids as C
+hex, integers with ``snprintf``, the payload copied as the bytes the producer
+sent, and every string that may need escaping (names, meta fields) encoded by
+orjson once per batch, so the output is byte for byte what the twin's orjson
+makes of its dictionaries. ``plain_successes`` reads an ack's results with C
+hex arithmetic instead of a regular expression and ``int(…, 16)`` per id.
+"""
+
+cimport cython
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.dict cimport PyDict_GetItem, PyDict_Size
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.object cimport PyObject
+from cpython.unicode cimport PyUnicode_GET_LENGTH
+from libc.stdint cimport int64_t, uint64_t
+from libc.stdio cimport snprintf
+from libc.time cimport strftime, time_t, tm
+from libcpp.string cimport string
+
+import hashlib
+
+import orjson
+
+from .job_record cimport Job
+
+cdef extern from "sha256_shim.h" nogil:
+    int broker_sha256(const unsigned char *data, size_t n, unsigned char *out)
+
+cdef extern from "<time.h>" nogil:
+    tm *gmtime_r(const time_t *timep, tm *result)
+
+cdef extern from "Python.h":
+    int PyUnicode_IS_COMPACT_ASCII(object o)
+    const char *PyUnicode_AsUTF8AndSize(object o, Py_ssize_t *size) except NULL
+
+cdef uint64_t _TS = (1ULL << 48) - 1
+cdef uint64_t _RAND_B = (1ULL << 62) - 1
+cdef const char *_HEX = b"0123456789abcdef"
+_sha256 = hashlib.sha256
+_dumps = orjson.dumps
+
+
+cdef inline void _hex(string &out, uint64_t value, int digits):
+    """``digits`` lowercase hex digits of the low bits of ``value``."""
+    cdef char buf[16]
+    cdef int i
+    for i in range(digits - 1, -1, -1):
+        buf[i] = _HEX[value & 0xF]
+        value >>= 4
+    out.append(buf, digits)
+
+
+cdef inline void _int(string &out, int64_t value):
+    """``value`` in decimal, as orjson writes an int."""
+    cdef char buf[24]
+    cdef int i = 24
+    cdef uint64_t v = <uint64_t>value if value >= 0 else <uint64_t>(-(value + 1)) + 1
+    while True:
+        i -= 1
+        buf[i] = c'0' + <char>(v % 10)
+        v //= 10
+        if v == 0:
+            break
+    if value < 0:
+        i -= 1
+        buf[i] = c'-'
+    out.append(buf + i, 24 - i)
+
+
+cdef inline void _raw(string &out, bytes data):
+    out.append(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+
+
+cdef inline void _job_id(string &out, uint64_t created, uint64_t jid):
+    cdef uint64_t hi = ((created & _TS) << 16) | 0x7000
+    cdef uint64_t lo = (2ULL << 62) | (jid & _RAND_B)
+    _hex(out, hi >> 32, 8)
+    out.push_back(c'-')
+    _hex(out, (hi >> 16) & 0xFFFF, 4)
+    out.push_back(c'-')
+    _hex(out, hi & 0xFFFF, 4)
+    out.push_back(c'-')
+    _hex(out, lo >> 48, 4)
+    out.push_back(c'-')
+    _hex(out, lo & 0xFFFFFFFFFFFF, 12)
+
+
+cdef int _rfc3339(char *buf, int64_t ms) except -1:
+    """``2026-11-27T10:00:00.123Z`` into ``buf`` (at least 40 bytes); its length."""
+    cdef time_t second = <time_t>(ms // 1000)
+    cdef tm parts
+    if gmtime_r(&second, &parts) == NULL:
+        raise OverflowError("timestamp out of range")
+    cdef size_t n = strftime(buf, 32, "%Y-%m-%dT%H:%M:%S.", &parts)
+    return <int>n + snprintf(buf + n, 8, "%03dZ", <int>(ms % 1000))
+
+
+cdef bytes _encoded(dict cache, object key, object text):
+    """orjson's encoding of ``text`` (a string or None), cached per batch."""
+    found = cache.get(key)
+    if found is None:
+        found = cache[key] = _dumps(text)
+    return <bytes>found
+
+
+@cython.final
+cdef class Wire:
+    """Encoder of claimed jobs and decoder of plain-success acks (stateless)."""
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    def claimed(
+        self,
+        jobs,
+        tokens,
+        deadlines,
+        type_names,
+        tenant_names,
+        ceiling,
+    ):
+        cdef Py_ssize_t n = len(jobs)
+        if len(tokens) != n or len(deadlines) != n:
+            raise ValueError("claimed(): jobs, tokens and deadlines differ in length")
+        cdef string out
+        cdef char until[40]
+        cdef int until_len = 0
+        cdef int64_t until_ms = -1, deadline
+        cdef unsigned char *digest
+        cdef unsigned char sha[32]
+        cdef Py_ssize_t i, k
+        cdef int64_t created, jid, attempt, max_attempts, priority, jtype, tenant
+        cdef dict names = {}
+        cdef dict backoffs = {}
+        cdef bytes payload, hashed
+        out.reserve(n * 420 + 2)
+        out.push_back(c'[')
+        for i in range(n):
+            job = jobs[i]
+            if type(job) is Job:
+                created = (<Job>job).created
+                jid = (<Job>job).jid
+                attempt = (<Job>job).attempt
+                max_attempts = (<Job>job).max_attempts
+                priority = (<Job>job).priority
+                jtype = (<Job>job).jtype
+                tenant = (<Job>job).tenant
+                payload = <bytes?>(<Job>job).payload
+                meta = (<Job>job).meta
+            else:
+                created = job.created
+                jid = job.jid
+                attempt = job.attempt
+                max_attempts = job.max_attempts
+                priority = job.priority
+                jtype = job.jtype
+                tenant = job.tenant
+                payload = <bytes?>job.payload
+                meta = job.meta
+            deadline = deadlines[i]
+            if deadline != until_ms:
+                until_len = _rfc3339(until, deadline)
+                until_ms = deadline
+            if i:
+                out.push_back(c',')
+            out.append(b'{"jobId":"')
+            _job_id(out, <uint64_t>created, <uint64_t>jid)
+            out.append(b'","leaseId":"')
+            _hex(out, <uint64_t>tokens[i], 16)
+            out.append(b'","leaseUntil":"')
+            out.append(until, until_len)
+            out.append(b'","attempt":')
+            _int(out, attempt)
+            out.append(b',"maxAttempts":')
+            _int(out, max_attempts)
+            out.append(b',"jobType":')
+            _raw(out, _encoded(names, ~jtype, type_names[jtype]))
+            out.append(b',"priority":')
+            _int(out, priority)
+            out.append(b',"tenant":')
+            _raw(out, _encoded(names, tenant, tenant_names[tenant]))
+            if not meta:
+                out.append(b',"project":null,"correlationId":null,"idempotencyKey":null'
+                           b',"runId":null')
+            else:
+                out.append(b',"project":')
+                _raw(out, _dumps(meta.project))
+                out.append(b',"correlationId":')
+                _raw(out, _dumps(meta.correlation_id))
+                out.append(b',"idempotencyKey":')
+                _raw(out, _dumps(meta.idempotency_key))
+                out.append(b',"runId":')
+                _raw(out, _dumps(meta.run_id))
+            out.append(b',"payload":')
+            _raw(out, payload)
+            out.append(b',"payloadDigest":"sha256:')
+            digest = sha
+            if not broker_sha256(<unsigned char *>PyBytes_AS_STRING(payload),
+                                 PyBytes_GET_SIZE(payload), sha):
+                hashed = _sha256(payload).digest()
+                digest = <unsigned char *>PyBytes_AS_STRING(hashed)
+            for k in range(32):
+                out.push_back(_HEX[digest[k] >> 4])
+                out.push_back(_HEX[digest[k] & 0xF])
+            out.append(b'","retryHint":{"backoffSeconds":')
+            backoff = backoffs.get(attempt)
+            if backoff is None:
+                backoff = backoffs[attempt] = _dumps(ceiling(attempt) / 1000)
+            _raw(out, <bytes>backoff)
+            out.append(b'}}')
+        out.push_back(c']')
+        return PyBytes_FromStringAndSize(out.data(), out.size())
+
+    def plain_successes(self, list results):
+        cdef list jids = []
+        cdef list tokens = []
+        cdef Py_ssize_t i, n = PyList_GET_SIZE(results)
+        cdef PyObject *value
+        cdef uint64_t jid = 0, token = 0
+        for i in range(n):
+            result = <object>PyList_GET_ITEM(results, i)
+            if type(result) is not dict:
+                return None
+            if PyDict_Size(result) != 3:  # exactly jobId, leaseId and status
+                return None
+            value = PyDict_GetItem(result, "status")
+            if value == NULL or type(<object>value) is not str or <str>value != "succeeded":
+                return None
+            value = PyDict_GetItem(result, "jobId")
+            if value == NULL or not _parse_job_number(<object>value, &jid):
+                return None
+            value = PyDict_GetItem(result, "leaseId")
+            if value == NULL or not _parse_token(<object>value, &token):
+                return None
+            jids.append(jid)
+            tokens.append(token)
+        return jids, tokens
+
+
+cdef inline int _nibble(char c):
+    if c'0' <= c <= c'9':
+        return c - c'0'
+    if c'a' <= c <= c'f':
+        return c - c'a' + 10
+    if c'A' <= c <= c'F':
+        return c - c'A' + 10
+    return -1
+
+
+cdef bint _hex_run(const char *text, int start, int end, uint64_t *value):
+    cdef int i, d
+    cdef uint64_t v = value[0]
+    for i in range(start, end):
+        d = _nibble(text[i])
+        if d < 0:
+            return False
+        v = (v << 4) | <uint64_t>d
+    value[0] = v
+    return True
+
+
+cdef bint _ascii(object text, Py_ssize_t length, const char **chars):
+    cdef Py_ssize_t size
+    if type(text) is not str or PyUnicode_GET_LENGTH(text) != length:
+        return False
+    if not PyUnicode_IS_COMPACT_ASCII(text):
+        return False
+    chars[0] = PyUnicode_AsUTF8AndSize(text, &size)
+    return True
+
+
+cdef bint _parse_job_number(object text, uint64_t *jid):
+    """The job number of a jobId in the form ``wire_py.job_id`` writes (any case)."""
+    cdef const char *s
+    cdef uint64_t skip = 0, high = 0, low = 0
+    cdef int variant
+    if not _ascii(text, 36, &s):
+        return False
+    if s[8] != c'-' or s[13] != c'-' or s[18] != c'-' or s[23] != c'-':
+        return False
+    if s[14] != c'7' or s[15] != c'0' or s[16] != c'0' or s[17] != c'0':
+        return False
+    if not (_hex_run(s, 0, 8, &skip) and _hex_run(s, 9, 13, &skip)):
+        return False
+    variant = _nibble(s[19])
+    if variant < 8 or variant > 11:
+        return False
+    if not (_hex_run(s, 20, 23, &high) and _hex_run(s, 24, 36, &low)):
+        return False
+    jid[0] = (<uint64_t>(variant & 0x3) << 60) | (high << 48) | low
+    return True
+
+
+cdef bint _parse_token(object text, uint64_t *token):
+    cdef const char *s
+    token[0] = 0
+    if not _ascii(text, 16, &s):
+        return False
+    return _hex_run(s, 0, 16, token)

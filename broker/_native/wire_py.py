@@ -1,0 +1,125 @@
+"""The worker bridge's hot wire forms (pure-Python twin and specification of ``wire.pyx``).
+
+Two things run once per job on every claim and every ack, and so decide the
+broker's throughput over HTTP: writing a claimed job out as JSON, and reading a
+plain success (``jobId``, ``leaseId``, ``status: "succeeded"``) back in. The
+compiled kernel writes the same bytes straight into one buffer and reads the
+ids with C hex arithmetic; this twin builds dictionaries and lets orjson encode
+them, which is what the contract means.
+
+Ids: a ``jobId`` is a UUIDv7 holding the creation time (48-bit milliseconds)
+and the job number (62-bit ``rand_b``); a ``leaseId`` is the fencing token as
+16 hex digits (see ``broker.api.ids``, which uses the same forms).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+
+_RAND_B = (1 << 62) - 1
+_TS = (1 << 48) - 1
+_VERSION_AND_VARIANT = (0x7 << 76) | (0b10 << 62)
+# the form job_id() writes (version 7, variant 10, rand_a zero), in either case
+_JOB_ID = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-7000-[89ab][0-9a-f]{3}-[0-9a-f]{12}\Z", re.IGNORECASE
+)
+_LEASE_ID = re.compile(r"[0-9a-f]{16}\Z", re.IGNORECASE)
+SIMPLE_RESULT = frozenset({"jobId", "leaseId", "status"})
+
+
+def job_id(created_ms: int, jid: int) -> str:
+    h = f"{((created_ms & _TS) << 80) | _VERSION_AND_VARIANT | (jid & _RAND_B):032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def parse_job_id(text: object) -> tuple[int, int] | None:
+    """(created ms, job number) of a well-formed id of ours, else None."""
+    if type(text) is not str or not _JOB_ID.match(text):
+        return None
+    value = int(text.replace("-", ""), 16)
+    return value >> 80, value & _RAND_B
+
+
+def lease_id(token: int) -> str:
+    return f"{token:016x}"
+
+
+def parse_lease_id(text: object) -> int | None:
+    if type(text) is not str or not _LEASE_ID.match(text):
+        return None
+    return int(text, 16)
+
+
+def rfc3339(ms: int) -> str:
+    """``2026-11-27T10:00:00.123Z`` (UTC)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(ms // 1000)) + f"{ms % 1000:03d}Z"
+
+
+def payload_digest(payload: bytes) -> str:
+    return "sha256:" + hashlib.sha256(payload).hexdigest()
+
+
+class Wire:
+    """Encoder of claimed jobs and decoder of plain-success acks (stateless)."""
+
+    def claimed(
+        self,
+        jobs: Sequence[Any],
+        tokens: Sequence[int],
+        deadlines: Sequence[int],
+        type_names: Sequence[str],
+        tenant_names: Sequence[str],
+        ceiling: Callable[[int], int],
+    ) -> bytes:
+        """The JSON array of claimed jobs, in the contract's form. ``jobs`` are job
+        records; ``type_names`` / ``tenant_names`` map their interned ids to names;
+        ``ceiling(attempt)`` is the attempt's largest backoff in ms (the retry hint)."""
+        out = []
+        for job, token, deadline in zip(jobs, tokens, deadlines, strict=True):
+            meta = job.meta
+            out.append(
+                {
+                    "jobId": job_id(job.created, job.jid),
+                    "leaseId": lease_id(token),
+                    "leaseUntil": rfc3339(deadline),
+                    "attempt": job.attempt,
+                    "maxAttempts": job.max_attempts,
+                    "jobType": type_names[job.jtype],
+                    "priority": job.priority,
+                    "tenant": tenant_names[job.tenant],
+                    "project": meta.project if meta else None,
+                    "correlationId": meta.correlation_id if meta else None,
+                    "idempotencyKey": meta.idempotency_key if meta else None,
+                    "runId": meta.run_id if meta else None,
+                    "payload": orjson.Fragment(job.payload),
+                    "payloadDigest": payload_digest(job.payload),
+                    "retryHint": {"backoffSeconds": ceiling(job.attempt) / 1000},
+                }
+            )
+        return orjson.dumps(out)
+
+    def plain_successes(self, results: list[Any]) -> tuple[list[int], list[int]] | None:
+        """Job numbers and tokens if every result is a plain success (exactly a dict
+        with ``status: "succeeded"``, well-formed ids and no other field), else None."""
+        jids: list[int] = []
+        tokens: list[int] = []
+        for result in results:
+            if (
+                type(result) is not dict
+                or result.get("status") != "succeeded"
+                or not SIMPLE_RESULT.issuperset(result)
+            ):
+                return None
+            ids = parse_job_id(result.get("jobId"))
+            token = parse_lease_id(result.get("leaseId"))
+            if ids is None or token is None:
+                return None
+            jids.append(ids[1])
+            tokens.append(token)
+        return jids, tokens

@@ -1,0 +1,146 @@
+"""The compiled wire kernel against its twin: the same bytes out, the same ids in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from broker.engine.job import JobMeta
+from tests.differential.pair import both
+
+compiled, twin_mod = both("wire")
+compiled_record, twin_record = both("job_record")
+NATIVE, TWIN = compiled.Wire(), twin_mod.Wire()
+
+texts = st.one_of(st.none(), st.text(max_size=12))
+metas = st.one_of(
+    st.none(),
+    st.builds(JobMeta, texts, texts, texts, texts, texts),
+)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=6,
+)
+job_fields = st.tuples(
+    st.integers(0, 2**62 - 1),  # jid
+    st.integers(0, 2),  # tenant
+    st.integers(0, 2),  # job type
+    st.integers(0, 9),  # priority
+    st.integers(1, 100),  # max attempts
+    st.integers(0, 2**48 - 1),  # created
+    json_values.map(orjson.dumps),  # payload
+    metas,
+    st.integers(0, 100),  # attempt
+)
+tenant_names = st.lists(st.text(max_size=10), min_size=3, max_size=3)
+type_names = st.lists(st.from_regex(r"[a-z0-9._-]{1,12}", fullmatch=True), min_size=3, max_size=3)
+deadline = st.integers(0, 253_402_300_799_999)  # up to the end of year 9999
+token = st.integers(0, 2**64 - 1)
+
+
+def make(module: Any, fields: tuple[Any, ...]) -> Any:
+    jid, tenant, jtype, priority, max_attempts, created, payload, meta, attempt = fields
+    job = module.Job(jid, tenant, jtype, priority, max_attempts, 30_000, created, 0, payload,
+                     meta, 2)  # fmt: skip
+    job.attempt = attempt
+    return job
+
+
+def ceiling(attempt: int) -> int:
+    return min(3_600_000, 250 << min(attempt, 40))
+
+
+@given(
+    st.lists(st.tuples(job_fields, token, deadline), max_size=20),
+    tenant_names,
+    type_names,
+)
+def test_claimed_jobs_are_the_same_bytes(
+    grants: list[tuple[Any, int, int]], tenants: list[str], types: list[str]
+) -> None:
+    tokens = [g[1] for g in grants]
+    deadlines = [g[2] for g in grants]
+    twin_jobs = [make(twin_record, g[0]) for g in grants]
+    out = TWIN.claimed(twin_jobs, tokens, deadlines, types, tenants, ceiling)
+    native_jobs = [make(compiled_record, g[0]) for g in grants]
+    assert NATIVE.claimed(native_jobs, tokens, deadlines, types, tenants, ceiling) == out
+    # the compiled kernel also takes records that are not its own (a twin engine's)
+    assert NATIVE.claimed(twin_jobs, tokens, deadlines, types, tenants, ceiling) == out
+    assert len(orjson.loads(out)) == len(grants)
+
+
+def test_claimed_refuses_columns_of_different_lengths() -> None:
+    job = make(twin_record, (1, 0, 0, 5, 5, 0, b"{}", None, 1))
+    for wire in (NATIVE, TWIN):
+        try:
+            wire.claimed([job], [1, 2], [0], ["t"], ["x"], ceiling)
+        except ValueError:
+            continue
+        raise AssertionError(f"{wire!r} took columns of different lengths")
+
+
+def _id_text(created: int, jid: int) -> str:
+    return str(twin_mod.job_id(created, jid))
+
+
+# mutations of a valid ack result; each must be judged alike by both
+MUTATIONS = [
+    lambda r: r,
+    lambda r: {**r, "jobId": r["jobId"].upper()},
+    lambda r: {**r, "leaseId": r["leaseId"].upper()},
+    lambda r: {**r, "status": "failed"},
+    lambda r: {**r, "status": None},
+    lambda r: {**r, "output": {}},
+    lambda r: {k: v for k, v in r.items() if k != "leaseId"},
+    lambda r: {k: v for k, v in r.items() if k != "jobId"},
+    lambda r: {**r, "jobId": r["jobId"][:-1]},
+    lambda r: {**r, "jobId": r["jobId"] + "0"},
+    lambda r: {**r, "jobId": r["jobId"].replace("-7000-", "-7001-")},
+    lambda r: {**r, "jobId": r["jobId"][:19] + "c" + r["jobId"][20:]},
+    lambda r: {**r, "jobId": r["jobId"][:8] + "_" + r["jobId"][9:]},
+    lambda r: {**r, "jobId": r["jobId"][:30] + "g" + r["jobId"][31:]},
+    lambda r: {**r, "jobId": r["jobId"][:30] + "\u00e9" + r["jobId"][31:]},
+    lambda r: {**r, "leaseId": r["leaseId"][:15]},
+    lambda r: {**r, "leaseId": "\uff10" * 16},  # full-width digits are not hex here
+    lambda r: {**r, "leaseId": int(r["leaseId"], 16)},
+    lambda r: {**r, "jobId": None},
+    lambda r: [r],
+    lambda r: "succeeded",
+]
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 2**48 - 1),
+            st.integers(0, 2**62 - 1),
+            token,
+            st.sampled_from(range(len(MUTATIONS))),
+        ),
+        max_size=8,
+    )
+)
+@example([(0, 0, 0, 0)])
+@example([(2**48 - 1, 2**62 - 1, 2**64 - 1, 1)])
+def test_plain_successes_are_read_alike(rows: list[tuple[int, int, int, int]]) -> None:
+    results = [
+        MUTATIONS[m](
+            {"jobId": _id_text(created, jid), "leaseId": f"{tok:016x}", "status": "succeeded"}
+        )
+        for created, jid, tok, m in rows
+    ]
+    results = orjson.loads(orjson.dumps(results))  # as the ack parser receives them
+    got = TWIN.plain_successes(results)
+    assert NATIVE.plain_successes(results) == got
+    if all(m in (0, 1, 2) for *_, m in rows):  # well formed, in any case: read back exactly
+        assert got == ([r[1] for r in rows], [r[2] for r in rows])
+
+
+@given(st.lists(st.one_of(st.text(max_size=40), st.integers(), st.none()), max_size=4))
+def test_arbitrary_ids_are_read_alike(values: list[Any]) -> None:
+    results = [{"jobId": v, "leaseId": v, "status": "succeeded"} for v in values]
+    assert NATIVE.plain_successes(results) == TWIN.plain_successes(results)
