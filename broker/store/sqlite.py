@@ -35,6 +35,15 @@ from .rows import (
     read_run_history,
 )
 
+# Binding a parameter that is not exactly int, float or str sends the sqlite3
+# module down its adaptation path, which for None and bytes ends in failed
+# attribute lookups costing about as much as the rest of the row. An adapter
+# registered for them is found at once; it returns the value as it is, so what
+# is stored does not change. (The registry is the sqlite3 module's, process-wide;
+# identity adapters change nothing for anyone else either.)
+sqlite3.register_adapter(type(None), lambda value: value)
+sqlite3.register_adapter(bytes, lambda value: value)
+
 _Q = queries.load("broker.store.sql.sqlite", "queries.sql")
 _SCHEMA = queries.load("broker.store.sql.sqlite", "schema.sql")["schema"]
 T = TypeVar("T")
@@ -94,10 +103,12 @@ class SqliteLedger(Ledger):
         db = self._db()
         db.execute("BEGIN IMMEDIATE")
         try:
+            # plain tuples: the sqlite3 module binds a tuple subclass item by item
+            # through the sequence protocol, a plain tuple directly
             if batch.inserts:
-                db.executemany(_Q["insert_job"], batch.inserts)
+                db.executemany(_Q["insert_job"], map(tuple, batch.inserts))
             if batch.history:
-                db.executemany(_Q["append_history"], batch.history)
+                db.executemany(_Q["append_history"], map(tuple, batch.history))
             if batch.runs:
                 db.executemany(_Q["upsert_run"], batch.runs)
             if batch.members:
