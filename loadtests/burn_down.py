@@ -111,6 +111,7 @@ async def burn_down(
         submit_meter = Meter(broker)
         submit_s = await submit_all(api, kind, jobs, payload)
         submitted = submit_meter.figures("submit_")
+        await wal.mark()
         drain_meter = Meter(broker)
         drain_s, trips = await drain(api, kind, jobs, workers, batch)
         drained = drain_meter.figures("drain_")

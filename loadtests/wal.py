@@ -44,6 +44,7 @@ class Wal:
         self.dsn = store if is_postgres(store) else None
         self._conn: Any = None  # asyncpg.Connection (asyncpg has no type hints)
         self._start: int | None = None
+        self._mark: int | None = None
 
     async def __aenter__(self) -> Wal:
         if self.dsn is not None:
@@ -72,6 +73,12 @@ class Wal:
         if self._conn is not None:
             self._start = await self._lsn()
 
+    async def mark(self) -> None:
+        """Read the WAL position between the submissions and the drain, so the
+        figures also split the WAL into what submitting and draining wrote."""
+        if self._conn is not None:
+            self._mark = await self._lsn()
+
     async def figures(self, acked: int) -> Json:
         """Call just after the run's last ack, with the jobs acked since :meth:`begin`.
 
@@ -86,12 +93,18 @@ class Wal:
         written = await self._diff(end, self._start)
         await self._folded()
         fold = await self._diff(await self._lsn(), end)
-        return {
+        figures: Json = {
             "wal_bytes": written,
             "wal_bytes_per_job": _per(written, acked),
-            "wal_fold_bytes": fold,
-            "wal_fold_bytes_per_job": _per(fold, acked),
         }
+        if self._mark is not None:
+            figures["wal_submit_bytes_per_job"] = _per(
+                await self._diff(self._mark, self._start), acked
+            )
+            figures["wal_drain_bytes_per_job"] = _per(await self._diff(end, self._mark), acked)
+        figures["wal_fold_bytes"] = fold
+        figures["wal_fold_bytes_per_job"] = _per(fold, acked)
+        return figures
 
     async def _folded(self) -> None:
         """Wait until the broker's fold watermark reaches the newest history row."""

@@ -17,7 +17,9 @@ INSERT INTO schema_version (version) VALUES ($1)
 SELECT COALESCE((SELECT value FROM broker_meta WHERE key = 'folded'), 0)
 
 -- name: last_seq
-SELECT COALESCE(MAX(seq), 0) FROM history
+-- the identity sequence's last value (0 before the first row): history has no B-tree on
+-- seq (0005), and one writer (the flusher) appends in commit order
+SELECT COALESCE(pg_sequence_last_value(pg_get_serial_sequence('history', 'seq')::regclass), 0)
 
 -- name: fold_range
 -- the newest history row of each job in (from, to] becomes its jobs row state
@@ -25,9 +27,9 @@ UPDATE jobs AS j
    SET state = h.state, attempt = h.attempt, due = h.due, lease_token = h.lease_token,
        lease_worker = h.lease_worker, lease_deadline = h.lease_deadline,
        last_token = h.last_token, last_status = h.last_status, updated = h.at
-  FROM (SELECT jid, MAX(seq) AS seq FROM history WHERE seq > $1 AND seq <= $2 GROUP BY jid) AS m
-  JOIN history AS h ON h.seq = m.seq
- WHERE j.jid = m.jid
+  FROM (SELECT DISTINCT ON (jid) * FROM history WHERE seq > $1 AND seq <= $2
+         ORDER BY jid, seq DESC) AS h
+ WHERE j.jid = h.jid
 
 -- name: set_folded
 INSERT INTO broker_meta (key, value) VALUES ('folded', $1)
