@@ -20,6 +20,7 @@ from .broker_process import BrokerProcess
 from .burn_down import burn_down, sweep
 from .common import Result
 from .latency import latency, wakeup
+from .limits import limits
 from .steady import steady
 from .tenants import tenants
 
@@ -109,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait-ms", type=int, default=5_000, help="quiet workers' long polls")
     p.add_argument("--quiet-delay", type=float, default=0.2, help="s after the noisy drain")
 
+    p = add("limits", help="drain with limits on every tenant and source vs none, one run")
+    p.add_argument("--tenants", type=_positive, default=1_000)
+    p.add_argument("--jobs", type=_positive, default=100_000, help="all tenants together")
+    p.add_argument("--hosts-per-tenant", type=_positive, default=10)
+    p.add_argument("--workers", type=_positive, default=4)
+    p.add_argument("--batch", type=_batch, default=100)
+
     p = add("payload", help="burn-down with large payloads; jobs/s and MB/s")
     p.add_argument("--jobs", type=_positive, default=2_000)
     p.add_argument("--workers", type=_positive, default=2)
@@ -143,6 +151,8 @@ def scenario(args: argparse.Namespace) -> Scenario:
             return lambda b: tenants(
                 b, a.tenants, a.jobs, a.noisy_share, a.workers, a.batch, a.wait_ms, a.quiet_delay
             )
+        case "limits":
+            return lambda b: limits(b, a.tenants, a.jobs, a.hosts_per_tenant, a.workers, a.batch)
         case "payload":
             return lambda b: burn_down(
                 b, a.jobs, a.workers, a.batch, a.payload_bytes, scenario="payload"
