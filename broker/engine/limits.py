@@ -219,20 +219,30 @@ class FlowControl:
         taken); the rest are parked or put back, their queues held."""
         admitted: list[Job] = []
         back: list[Job] = []  # to the head of their queues, in popped order
+        held = self.held
+        parked_until = self.parked_until
+        # a claim's jobs share a few (tenant, host) pairs: look each one's key up once
+        source_keys: dict[tuple[int, str | None], int] = {}
+        # no breaker stored: none is open or half-open, and admitting cannot store one
+        watch = len(self.breakers) > 0
         for job in jobs:
-            qkey = _pack(job.tenant, job.jtype)
-            if qkey in self.held:
+            qkey = job.tenant << _KEY_SHIFT | job.jtype
+            if qkey in held:
                 back.append(job)
                 continue
-            skey = self._source_of(job)
-            if skey in self.parked_until:
+            meta = job.meta
+            host = None if meta is None else meta.source_host
+            skey = source_keys.get((job.tenant, host))
+            if skey is None:
+                skey = source_keys[(job.tenant, host)] = self.source_key(job.tenant, host)
+            if skey in parked_until:
                 self._park(skey, job)
                 continue
             bpark = _breaker_park(skey, job.jtype)  # meaningful only with a source
-            if skey >= 0 and bpark in self.parked_until:
+            if skey >= 0 and bpark in parked_until:
                 self._park(bpark, job)
                 continue
-            verdict = self._take(now, job, qkey, skey)
+            verdict = self._take(now, job, qkey, skey, watch)
             if verdict is None:
                 admitted.append(job)
             elif verdict == "quota":
@@ -251,7 +261,7 @@ class FlowControl:
             return -1
         return self.source_key(job.tenant, meta.source_host)
 
-    def _take(self, now: int, job: Job, qkey: int, skey: int) -> str | None:
+    def _take(self, now: int, job: Job, qkey: int, skey: int, watch: bool = True) -> str | None:
         """Take what one job needs, all or nothing; None, or what refused it.
         Only what is configured is consulted (a kernel call costs even when it
         would grant everything)."""
@@ -262,18 +272,19 @@ class FlowControl:
             return "quota"
         bkey = -1
         if source is not None:
-            if self._source_closed(now, skey, source):
+            if (source.paused or source.blackouts) and self._source_closed(now, skey, source):
                 return "source"
-            source = self._unthrottle(now, skey, source)
+            if source.throttle_rate is not None:
+                source = self._unthrottle(now, skey, source)
             bkey = skey << _KEY_SHIFT | job.jtype  # breakers watch configured sources
-            if self.breakers.is_open(bkey, now):
+            if watch and self.breakers.is_open(bkey, now):
                 self.parked_until[_breaker_park(skey, job.jtype)] = self.breakers.reopens_at(bkey)
                 return "breaker"
         else:
             skey = -1
         taken: list[tuple[Any, int]] = []  # (kernel, key) of tokens and slots taken so far
         verdict = self._take_all(now, job, qkey, skey, quota, source, taken)
-        if verdict is None and bkey >= 0 and not self.breakers.allow(bkey, now):
+        if verdict is None and watch and bkey >= 0 and not self.breakers.allow(bkey, now):
             # a half-open breaker's probes are out: look again a little later
             self.parked_until[_breaker_park(skey, job.jtype)] = now + PROBE_WAIT_MS
             verdict = "breaker"
@@ -302,7 +313,8 @@ class FlowControl:
                 self._hold(qkey, now + max(1, wait))
                 return "quota"
             taken.append((self.quota_rate, qkey))
-        if source is not None and source.rate_at(now) is not None:
+        # after _unthrottle, a source has a rate now exactly when either rate is set
+        if source is not None and (source.rate is not None or source.throttle_rate is not None):
             granted, wait = self.source_rate.take(skey, 1, now)
             if not granted:
                 self.parked_until[skey] = now + max(1, wait)
@@ -400,7 +412,8 @@ class FlowControl:
                 self.source_rate.penalise(skey, now, retry_after_ms)
             elif outcome == "succeeded":
                 self.source_rate.reward(skey, 1, now)
-        if bkey >= 0:
+        # a success for a key with no breaker stored changes nothing (see CircuitBreakers.record)
+        if bkey >= 0 and (outcome != "succeeded" or len(self.breakers)):
             self._verdict(now, bkey, skey, outcome)
 
     def _verdict(self, now: int, bkey: int, skey: int, outcome: str) -> None:
