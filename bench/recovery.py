@@ -29,8 +29,27 @@ BATCH = 50_000
 
 def rows(start: int, n: int) -> list[JobRow]:
     return [
-        JobRow(jid, "tenant-a", "scan", 5, states.READY, 0, 5, 30_000, 1_000, 0, b"{}", None,
-               0, 0, None, 0, 0, None, 1_000)  # fmt: skip
+        JobRow(
+            jid,
+            "tenant-a",
+            "scan",
+            5,
+            states.READY,
+            0,
+            5,
+            30_000,
+            1_000,
+            0,
+            b"{}",
+            None,
+            0,
+            0,
+            None,
+            0,
+            0,
+            None,
+            1_000,
+        )  # fmt: skip
         for jid in range(start, start + n)
     ]
 
