@@ -1,9 +1,9 @@
 """Claim + complete with limits on every tenant and source, against no limits.
 
-    python -m bench.flow_limits [--jobs 200000] [--tenants 1000] [--sources 10000]
+    python -m bench.flow_limits [--jobs 200000] [--tenants 1000] [--hosts-per-tenant 10]
 
-Jobs are spread over ``--tenants`` tenants and ``--sources`` source hosts;
-workers claim 100 of one tenant's jobs at a time (as tokens make them do over
+Jobs are spread over ``--tenants`` tenants, each with ``--hosts-per-tenant``
+source hosts of its own (1,000 × 10 = 10,000 by default), in turn; workers claim 100 of one tenant's jobs at a time (as tokens make them do over
 HTTP) and complete them in one call. With limits,
 every (tenant, job type) has a quota and every (tenant, source) a source
 limit (rate, burst, max active) set high enough that they never refuse, so
@@ -23,25 +23,20 @@ from broker.engine.limits import Quota, Source
 TYPE = "fetch"
 
 
-def build(jobs: int, tenants: int, sources: int, limited: bool) -> Engine:
+def build(jobs: int, tenants: int, hosts: int, limited: bool) -> Engine:
     engine = Engine(kernels=kernels("native"))
-    metas = [JobMeta(source_host=f"host-{s}.example") for s in range(sources)]
     per_tenant = jobs // tenants
     for t in range(tenants):
         tenant = f"tenant-{t}"
-        specs = [
-            JobSpec(TYPE, b"", meta=metas[(t * per_tenant + i) % sources])
-            for i in range(per_tenant)
-        ]
+        metas = [JobMeta(source_host=f"h{t * hosts + k}.example") for k in range(hosts)]
+        specs = [JobSpec(TYPE, b"", meta=metas[i % hosts]) for i in range(per_tenant)]
         engine.submit(0, tenant, specs)
-        if limited:
-            engine.set_limit(0, tenant, "quota", TYPE, Quota(max_active=10_000, per_hour=10**9))
-    if limited:
-        for t in range(tenants):
-            for s in range(t * per_tenant % sources, t * per_tenant % sources + per_tenant):
-                host = f"host-{s % sources}.example"
-                source = Source(rate=1e6, burst=10**6, max_active=10_000)
-                engine.set_limit(0, f"tenant-{t}", "source", host, source)
+        if not limited:
+            continue
+        engine.set_limit(0, tenant, "quota", TYPE, Quota(max_active=10_000, per_hour=10**9))
+        for meta in metas:
+            source = Source(rate=1e6, burst=10**6, max_active=10_000)
+            engine.set_limit(0, tenant, "source", meta.source_host, source)
     return engine
 
 
@@ -67,11 +62,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=200_000)
     parser.add_argument("--tenants", type=int, default=1_000)
-    parser.add_argument("--sources", type=int, default=10_000)
+    parser.add_argument("--hosts-per-tenant", type=int, default=10)
     args = parser.parse_args()
     rates = {}
     for limited in (False, True, False, True):
-        engine = build(args.jobs, args.tenants, args.sources, limited)
+        engine = build(args.jobs, args.tenants, args.hosts_per_tenant, limited)
         rates.setdefault(limited, []).append(drain(engine, args.tenants))
         assert not engine.limits.parked_jids and len(engine.jobs) == 0
     free, capped = max(rates[False]), max(rates[True])

@@ -2,19 +2,21 @@
 
 ``tenants`` tenants each get ``jobs / tenants`` jobs spread over ``hosts_per_tenant``
 source hosts of their own (1,000 × 10 = 10,000 hosts by default). The same broker
-drains two job types one after the other:
+drains five rounds of such jobs, each round with a job type and hosts of its own:
+a warm-up round (not counted), then alternately unlimited and limited, so that a
+broker growing slower as its ledger grows weighs on both alike:
 
-1. the unlimited run: nothing configured;
-2. the limited run: first every tenant gets a quota on the job type (max active,
-   per hour) and every (tenant, host) a source limit (rate, burst, max active),
-   all through the operator API and all high enough never to refuse, so the figure
-   prices checking and booking them (and the breakers that watch every source),
-   not waiting on them; then the same jobs of a second job type are drained.
+* unlimited: nothing configured for the round's job type and hosts;
+* limited: first every tenant gets a quota on the round's job type (max active,
+  per hour) and every (tenant, host) a source limit (rate, burst, max active),
+  all through the operator API and all high enough never to refuse, so the figure
+  prices checking and booking them (and the breakers that watch every source),
+  not waiting on them.
 
 A worker's token names one tenant, so each of ``workers`` workers serves its share
 of the tenants in turn: it claims ``batch`` of a tenant's jobs and acks them with a
-nested claim until that tenant's queue is empty. Reported: both drains' jobs/s and
-broker CPU per job, and their ratio.
+nested claim until that tenant's queue is empty. Reported: each kind's mean drain
+jobs/s and broker CPU per job over its two rounds, and the ratio of the means.
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ IN_FLIGHT = 16  # submissions and limit changes in flight at once
 HIGH = {"quota": {"maxActive": 100_000, "perHour": 10**9}}
 
 
-def host_name(tenant: int, k: int, per_tenant: int) -> str:
-    return f"h{tenant * per_tenant + k}.example"
+def host_name(tenant: int, k: int, per_tenant: int, round_: int) -> str:
+    return f"h{tenant * per_tenant + k}.r{round_}.example"
 
 
 async def limits(
@@ -48,17 +50,32 @@ async def limits(
     per_tenant = max(1, jobs // tenant_count)
     total = per_tenant * tenant_count
     names = [f"tenant-{t:04d}" for t in range(tenant_count)]
+    rounds: dict[bool, list[Json]] = {False: [], True: []}
+    changes = 0
+    configure_s = 0.0
     async with session() as http:
         apis = [Client(http, broker.url, broker.mint(n, LIMIT_SCOPES)) for n in names]
-        free_kind = job_type("limits-off")
-        await _submit(apis, free_kind, per_tenant, hosts_per_tenant)
-        off = await _drain(broker, apis, free_kind, total, workers, batch, "unlimited")
-        limited_kind = job_type("limits-on")
-        started = time.perf_counter()
-        changes = await _configure(http, broker, apis, limited_kind, hosts_per_tenant)
-        configure_s = time.perf_counter() - started
-        await _submit(apis, limited_kind, per_tenant, hosts_per_tenant)
-        on = await _drain(broker, apis, limited_kind, total, workers, batch, "limited")
+        # round 0 warms the broker up (its first drain is slower, whatever it is) and
+        # is not counted
+        for round_, limited in enumerate((False, False, True, False, True)):
+            kind = job_type(f"limits-{round_}")
+            if limited:
+                started = time.perf_counter()
+                changes += await _configure(http, broker, apis, kind, hosts_per_tenant, round_)
+                configure_s += time.perf_counter() - started
+            await _submit(apis, kind, per_tenant, hosts_per_tenant, round_)
+            label = f"round {round_}/4, {'limited' if limited else 'unlimited'}"
+            drained = await _drain(broker, apis, kind, total, workers, batch, label)
+            drained["sources_in_force"] = await _sources_seen(http, broker, apis[0])
+            if round_:
+                rounds[limited].append(drained)
+            if limited:  # the next unlimited round runs with nothing configured at all
+                started = time.perf_counter()
+                changes += await _configure(
+                    http, broker, apis, kind, hosts_per_tenant, round_, remove=True
+                )
+                configure_s += time.perf_counter() - started
+    off, on = _mean(rounds[False]), _mean(rounds[True])
     figures: Json = {
         "scenario": "limits",
         "store": broker.store.split(":")[0],
@@ -70,6 +87,8 @@ async def limits(
         "batch": batch,
         "limit_changes": changes,
         "limit_changes_per_s": round(changes / configure_s),
+        "unlimited_rounds_jobs_per_s": ", ".join(str(r["drain_jobs_per_s"]) for r in rounds[False]),
+        "limited_rounds_jobs_per_s": ", ".join(str(r["drain_jobs_per_s"]) for r in rounds[True]),
         **{f"unlimited_{k}": v for k, v in off.items()},
         **{f"limited_{k}": v for k, v in on.items()},
         "limited_over_unlimited": round(on["drain_jobs_per_s"] / off["drain_jobs_per_s"], 3),
@@ -77,14 +96,28 @@ async def limits(
     return Result("limits", figures)
 
 
-async def _submit(apis: list[Client], kind: str, per_tenant: int, hosts: int) -> None:
+async def _sources_seen(http: aiohttp.ClientSession, broker: BrokerProcess, api: Client) -> int:
+    """How many source limits one tenant has in force (read back, not assumed)."""
+    async with http.get(broker.url + BASE + "/sources", headers=api.headers) as reply:
+        return len((await reply.json(loads=orjson.loads))["sources"])
+
+
+def _mean(rounds: list[Json]) -> Json:
+    return {k: round(sum(r[k] for r in rounds) / len(rounds), 1) for k in rounds[0]}
+
+
+async def _submit(apis: list[Client], kind: str, per_tenant: int, hosts: int, round_: int) -> None:
     todo = list(enumerate(apis))
 
     async def submitter() -> None:
         while todo:
             t, api = todo.pop()
             jobs = [
-                {"jobType": kind, "payload": {"n": i}, "sourceHost": host_name(t, i % hosts, hosts)}
+                {
+                    "jobType": kind,
+                    "payload": {"n": i},
+                    "sourceHost": host_name(t, i % hosts, hosts, round_),
+                }
                 for i in range(per_tenant)
             ]
             for start in range(0, per_tenant, 1_000):
@@ -94,15 +127,22 @@ async def _submit(apis: list[Client], kind: str, per_tenant: int, hosts: int) ->
 
 
 async def _configure(
-    http: aiohttp.ClientSession, broker: BrokerProcess, apis: list[Client], kind: str, hosts: int
+    http: aiohttp.ClientSession,
+    broker: BrokerProcess,
+    apis: list[Client],
+    kind: str,
+    hosts: int,
+    round_: int,
+    remove: bool = False,
 ) -> int:
-    """A quota per tenant and a source limit per (tenant, host), all never refusing."""
+    """A quota per tenant and a source limit per (tenant, host), all never refusing
+    (or, with ``remove``, those limits deleted)."""
     todo: list[tuple[Client, str, Json]] = []
     for t, api in enumerate(apis):
         todo.append((api, f"/quotas/{kind}", HIGH["quota"]))
         for k in range(hosts):
             limit = {"rate": 1_000_000, "burst": 1_000_000, "maxActive": 100_000}
-            todo.append((api, f"/sources/{host_name(t, k, hosts)}", limit))
+            todo.append((api, f"/sources/{host_name(t, k, hosts, round_)}", limit))
     count = len(todo)
     done = 0
 
@@ -112,12 +152,15 @@ async def _configure(
             api, path, body = todo.pop()
             headers = {**api.headers, "X-Stella-Operator-Reason": "load test: limits scenario"}
             url = broker.url + BASE + path
-            async with http.put(url, data=orjson.dumps(body), headers=headers) as reply:
+            method = "DELETE" if remove else "PUT"
+            data = None if remove else orjson.dumps(body)
+            async with http.request(method, url, data=data, headers=headers) as reply:
                 if reply.status >= 300:
-                    raise RuntimeError(f"PUT {path}: {reply.status} {await reply.text()}")
+                    raise RuntimeError(f"{method} {path}: {reply.status} {await reply.text()}")
             done += 1
 
-    async with Progress("limits", lambda: f"configured {done:,}/{count:,} limits"):
+    verb = "removed" if remove else "configured"
+    async with Progress("limits", lambda: f"{verb} {done:,}/{count:,} limits"):
         await asyncio.gather(*(putter() for _ in range(IN_FLIGHT)))
     return count
 

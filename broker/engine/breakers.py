@@ -96,6 +96,10 @@ class CircuitBreakers:
     def __len__(self) -> int:
         return len(self._breakers)
 
+    def __contains__(self, key: object) -> bool:
+        """Is a breaker stored for ``key``? (None is: the key is closed and healthy.)"""
+        return key in self._breakers
+
     def keys(self) -> list[int]:
         """The stored keys, copied: ``state`` may drop one while a caller walks them."""
         return list(self._breakers)

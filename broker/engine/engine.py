@@ -519,8 +519,7 @@ class Engine:
         for job in described:
             self._after_finish(now, job, S.LEASED)
         if self.limits.holding:
-            for job in done:
-                self.limits.finished(now, job, "succeeded")
+            self.limits.succeeded(now, done)
         self.state_counts[S.LEASED] -= n
         self.state_counts[S.SUCCEEDED] += n
         self._count_live(tid, -n)

@@ -124,6 +124,33 @@ def _breaker_park(skey: int, jtype: int) -> int:
     return -((skey << _KEY_SHIFT | jtype) + 1)
 
 
+@dataclass(slots=True)
+class _Plan:
+    """What one claim's jobs need, per key, for ``FlowControl._admit_all``."""
+
+    quota_tokens: dict[int, int] = field(default_factory=dict)
+    source_tokens: dict[int, int] = field(default_factory=dict)
+    quota_slots: dict[int, int] = field(default_factory=dict)
+    source_slots: dict[int, int] = field(default_factory=dict)
+
+    def add_quota(self, qkey: int, quota: Quota | None, n: int) -> int:
+        """Count ``n`` jobs against their quota; the quota slot key each holds, or -1."""
+        if quota is None:
+            return -1
+        if quota.per_hour is not None:
+            self.quota_tokens[qkey] = self.quota_tokens.get(qkey, 0) + n
+        if quota.max_active is None:
+            return -1
+        self.quota_slots[qkey] = self.quota_slots.get(qkey, 0) + n
+        return qkey
+
+    def add_source(self, skey: int, source: Source, n: int) -> None:
+        if source.rate is not None:
+            self.source_tokens[skey] = self.source_tokens.get(skey, 0) + n
+        if source.max_active is not None:
+            self.source_slots[skey] = self.source_slots.get(skey, 0) + n
+
+
 class FlowControl:
     """The engine's limits. ``active`` is False while nothing is configured, so
     the engine's claim path skips this module entirely."""
@@ -217,6 +244,8 @@ class FlowControl:
     def admit(self, now: int, jobs: list[Job], requeue: Callable[[list[Job]], None]) -> list[Job]:
         """The popped ``jobs`` that may be leased now (their slots and probes
         taken); the rest are parked or put back, their queues held."""
+        if self._admit_all(now, jobs):
+            return jobs
         admitted: list[Job] = []
         back: list[Job] = []  # to the head of their queues, in popped order
         held = self.held
@@ -254,6 +283,95 @@ class FlowControl:
         if back:
             requeue(back)
         return admitted
+
+    def _admit_all(self, now: int, jobs: list[Job]) -> bool:
+        """The common case in one pass: when every job may go, take what they all
+        need per key with the kernels' batch calls (one call per kind of limit,
+        not four per job) and say True. When anything would refuse one of them,
+        or a gate needs a closer look (a pause, a blackout, a throttle, a stored
+        breaker, a held queue, a parked source), give back what was taken and
+        say False: the job-by-job path then decides exactly as if this had not
+        run (a take undone by a refund, an acquire by a release, at the same
+        ``now``, leaves every bucket and counter as it was)."""
+        # a claim's jobs fall in a few (tenant, job type, host) groups: plan per group
+        counts: dict[tuple[int, int, str | None], int] = {}
+        groups = []
+        for job in jobs:
+            meta = job.meta
+            group = (job.tenant, job.jtype, None if meta is None else meta.source_host)
+            counts[group] = counts.get(group, 0) + 1
+            groups.append(group)
+        plan = _Plan()
+        holds = {}
+        for group, n in counts.items():
+            hold = self._plan_group(plan, group, n)
+            if hold is None:
+                return False
+            holds[group] = hold
+        steps = (
+            (self.quota_rate, plan.quota_tokens),
+            (self.source_rate, plan.source_tokens),
+            (self.quota_slots, plan.quota_slots),
+            (self.source_slots, plan.source_slots),
+        )
+        done: list[tuple[Any, list[int], list[int]]] = []
+        for kernel, need in steps:
+            if not need:
+                continue
+            keys = list(need)
+            wanted = list(need.values())
+            if kernel is self.quota_rate or kernel is self.source_rate:
+                granted = kernel.take_many(keys, wanted, now)[::2]
+            else:
+                granted = kernel.acquire_many(keys, wanted)
+            done.append((kernel, keys, granted))
+            if granted != wanted:
+                self._undo(now, done)
+                return False
+        holding = self.holding
+        for job, group in zip(jobs, groups, strict=True):
+            hold = holds[group]
+            if hold[0] >= 0 or hold[1] >= 0:
+                holding[job.jid] = hold
+        return True
+
+    def _plan_group(
+        self, plan: _Plan, group: tuple[int, int, str | None], n: int
+    ) -> tuple[int, int, bool, int] | None:
+        """Add what ``n`` jobs of one (tenant, job type, host) need to ``plan``: what
+        each will hold once leased, or None when they need a closer look."""
+        tid, jtype, host = group
+        qkey = tid << _KEY_SHIFT | jtype
+        if qkey in self.held:
+            return None
+        skey = self.source_key(tid, host)
+        parked = self.parked_until
+        if skey >= 0 and (skey in parked or _breaker_park(skey, jtype) in parked):
+            return None
+        quota = self.quotas.get((tid, jtype))
+        if quota is not None and quota.paused:
+            return None
+        source = self.sources.get(_unpack(skey)) if skey >= 0 else None
+        if source is not None and (
+            source.paused
+            or source.blackouts
+            or source.throttle_rate is not None
+            or (skey << _KEY_SHIFT | jtype) in self.breakers  # open, half-open or counting
+        ):
+            return None
+        quota_slot = plan.add_quota(qkey, quota, n)
+        if source is None:
+            return (quota_slot, -1, False, -1)
+        plan.add_source(skey, source, n)
+        return (quota_slot, skey, source.max_active is not None, skey << _KEY_SHIFT | jtype)
+
+    def _undo(self, now: int, done: list[tuple[Any, list[int], list[int]]]) -> None:
+        for kernel, keys, granted in done:
+            if kernel is self.quota_rate or kernel is self.source_rate:
+                for key, n in zip(keys, granted, strict=True):
+                    kernel.refund(key, n, now)
+            else:
+                kernel.release_many(keys, granted)
 
     def _source_of(self, job: Job) -> int:
         meta = job.meta
@@ -293,7 +411,8 @@ class FlowControl:
             return verdict
         quota_slot = qkey if quota is not None and quota.max_active is not None else -1
         source_slot = source is not None and source.max_active is not None
-        self.holding[job.jid] = (quota_slot, skey, source_slot, bkey)
+        if quota_slot >= 0 or skey >= 0:  # else finishing it has nothing to give back
+            self.holding[job.jid] = (quota_slot, skey, source_slot, bkey)
         return None
 
     def _take_all(
@@ -390,6 +509,48 @@ class FlowControl:
         self.parked_jids.add(job.jid)
 
     # -- finishing ------------------------------------------------------------------
+    def succeeded(self, now: int, jobs: Iterable[Job]) -> None:
+        """``finished(now, job, "succeeded")`` for many jobs, with one kernel call per
+        kind of limit: releasing n slots of a key, or rewarding its bucket for n
+        successes, is the same as doing it n times."""
+        holding = self.holding
+        breakers = self.breakers
+        verdicts: list[tuple[int, int]] = []
+        slots: dict[int, int] = {}
+        source_slots: dict[int, int] = {}
+        rewards: dict[int, int] = {}
+        for job in jobs:
+            held = holding.pop(job.jid, None)
+            if held is None:
+                continue
+            quota_slot, skey, source_slot, bkey = held
+            if bkey >= 0 and bkey in breakers:  # a stored breaker counts every outcome
+                verdicts.append((bkey, skey))
+            if quota_slot >= 0:
+                slots[quota_slot] = slots.get(quota_slot, 0) + 1
+            if skey >= 0:
+                rewards[skey] = rewards.get(skey, 0) + 1
+                if source_slot:
+                    source_slots[skey] = source_slots.get(skey, 0) + 1
+        self._release(now, slots, source_slots)
+        for key, n in rewards.items():
+            self.source_rate.reward(key, n, now)
+        for bkey, skey in verdicts:
+            self._verdict(now, bkey, skey, "succeeded")
+
+    def _release(self, now: int, slots: dict[int, int], source_slots: dict[int, int]) -> None:
+        """Free slots by key; a queue or source waiting for one may go on at once."""
+        if slots:
+            self.quota_slots.release_many(list(slots), list(slots.values()))
+            for key in slots:
+                if self.held.get(key) == -1:
+                    self.held[key] = now
+        if source_slots:
+            self.source_slots.release_many(list(source_slots), list(source_slots.values()))
+            for key in source_slots:
+                if self.parked_until.get(key) == -1:
+                    self.parked_until[key] = now
+
     def finished(self, now: int, job: Job, outcome: str, retry_after_ms: int = 0) -> None:
         """A leased job's attempt ended: free its slots, tell its breaker and bucket.
 
@@ -413,7 +574,7 @@ class FlowControl:
             elif outcome == "succeeded":
                 self.source_rate.reward(skey, 1, now)
         # a success for a key with no breaker stored changes nothing (see CircuitBreakers.record)
-        if bkey >= 0 and (outcome != "succeeded" or len(self.breakers)):
+        if bkey >= 0 and (outcome != "succeeded" or bkey in self.breakers):
             self._verdict(now, bkey, skey, outcome)
 
     def _verdict(self, now: int, bkey: int, skey: int, outcome: str) -> None:

@@ -185,3 +185,19 @@ def test_burn_down_on_postgres_reports_wal(tmp_path: Path) -> None:
     assert f["wal_bytes_per_job"] == pytest.approx(f["wal_bytes"] / 300, abs=0.1)
     assert f["wal_fold_bytes"] >= 0 and f["wal_fold_bytes_per_job"] >= 0
     assert "| wal_bytes_per_job |" in files[1].read_text()
+
+
+def test_limits_drains_limited_and_unlimited_rounds(tmp_path: Path) -> None:
+    argv = ("limits", "--tenants", "8", "--jobs", "400", "--hosts-per-tenant", "3")
+    doc, _ = run(tmp_path, *argv)
+    f = doc["figures"]
+    assert f["jobs"] == 400 and f["source_hosts"] == 24
+    # two limited rounds, each configured (8 quotas + 24 sources) and removed again
+    assert f["limit_changes"] == 2 * 2 * (8 + 24)
+    # the limits were in force while the limited rounds drained, and only then
+    assert f["limited_sources_in_force"] == 3 and f["unlimited_sources_in_force"] == 0
+    positive(f, "unlimited_drain_jobs_per_s", "limited_drain_jobs_per_s")
+    assert f["limited_over_unlimited"] == pytest.approx(
+        f["limited_drain_jobs_per_s"] / f["unlimited_drain_jobs_per_s"], abs=0.001
+    )
+    assert len(f["limited_rounds_jobs_per_s"].split(", ")) == 2
