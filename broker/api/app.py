@@ -31,6 +31,7 @@ from ..errors import (
 from ..service import Broker
 from . import openapi, render
 from .auth import Authenticator, Principal
+from .events import EventRoutes
 from .idempotency import Answer, IdempotencyCache
 from .ids import parse_job_id
 from .limits import LimitRoutes
@@ -418,6 +419,7 @@ def make_app(
     app.router.add_post(f"{BASE}/worker/heartbeat", api.heartbeat)
     app.router.add_post(f"{BASE}/worker/ack", api.ack)
     RunRoutes(api).register(app, BASE)
+    EventRoutes(api).register(app, BASE)
     LimitRoutes(api).register(app, BASE)
     app.router.add_get("/healthz", api.healthz, allow_head=False)
     app.router.add_get("/readyz", api.readyz, allow_head=False)

@@ -315,6 +315,32 @@ _SCHEMAS: dict[str, Any] = {
 }
 
 
+_EVENTS = op(
+    "The tenant's broker events as Server-Sent Events: incident (a circuit breaker opened),"
+    " operator (an audited operator action), run (a run's new status); each made once"
+    " the fact is durable. Reconnect with Last-Event-ID to get what was missed, while the"
+    " broker still holds it (the stream's first line says ': resumed' or ': from-now').",
+    "orch:read or orch:operate",
+    {
+        "200": {
+            "description": "an endless stream: 'id: N', 'event: <kind>', 'data: <JSON>' per"
+            " event; ': keep-alive' comments while idle",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **errors(*AUTH),
+    },
+    parameters=[
+        {
+            "name": "Last-Event-ID",
+            "in": "header",
+            "required": False,
+            "description": "the id of the last event received; the stream resumes after it",
+            "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+        }
+    ],
+)
+
+
 @cache
 def document() -> dict[str, Any]:
     paths: dict[str, Any] = {
@@ -369,6 +395,7 @@ def document() -> dict[str, Any]:
         },
         **run_paths(BASE),
         **limit_paths(BASE),
+        f"{BASE}/events": {"get": _EVENTS},
         "/healthz": {"get": op("The process is up", None, ok("Status"))},
         "/readyz": {
             "get": op("State loaded and store reachable", None, {**ok("Status"), **errors("503")})

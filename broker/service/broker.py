@@ -37,6 +37,7 @@ from ..engine.records import Audited
 from ..errors import Backpressure, NotFound, RateLimited
 from ..store import JobHistory, Ledger
 from .clock import Clock, SystemClock
+from .events import EventHub
 from .flusher import Flusher
 from .journal import Journal
 from .limit_codec import decode_limit
@@ -79,6 +80,7 @@ class Broker:
         self.clock = clock or SystemClock()
         self.engine = Engine(self.settings.engine)
         self.waiters = Waiters()
+        self.events = EventHub()
         self.flusher = self._new_flusher()
         self.ticker = Ticker(self.engine, self.clock, self._records_from_ticker)
         self.epoch = 0
@@ -125,6 +127,7 @@ class Broker:
         self.waiters.wake_all()  # parked long polls answer empty instead of holding shutdown
         for service in reversed(self._services()):
             await service.stop()
+        self.events.close()  # after the last flush: its events are out too
         await self.ledger.close()
 
     def _new_flusher(self) -> Flusher:
@@ -133,7 +136,14 @@ class Broker:
         if retention:
             retention = max(retention, self.settings.engine.idempotency_retention_ms)
         backlog = self.settings.max_backlog
-        return Flusher(self.ledger, journal, backlog, clock=self.clock, retention_ms=retention)
+        return Flusher(
+            self.ledger,
+            journal,
+            backlog,
+            clock=self.clock,
+            retention_ms=retention,
+            on_commit=self.events.committed,
+        )
 
     def _services(self) -> list[Service]:
         """Background services, in start order (stopped in reverse)."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from ..engine import Record
 from ..store import FlushBatch, Ledger
@@ -42,8 +43,11 @@ class Flusher:
         fold_threshold: int = 1_000_000,
         clock: Clock | None = None,
         retention_ms: int = 0,
+        on_commit: Callable[[FlushBatch], None] | None = None,
     ) -> None:
         self.clock = clock or SystemClock()
+        #: told of every batch once it is committed (events are made from durable facts)
+        self.on_commit = on_commit
         self.ledger = ledger
         self.journal = journal
         self.max_backlog = max_backlog
@@ -203,6 +207,11 @@ class Flusher:
         await self._write(batch)
         self._in_flight = 0
         self._flight_since = None
+        if self.on_commit is not None and (batch.audit or batch.runs):
+            try:
+                self.on_commit(batch)
+            except Exception:  # a subscriber's trouble must never stop the writes
+                log.exception("publishing a committed batch failed")
         for future in waiting:
             if not future.done():
                 future.set_result(None)
