@@ -41,16 +41,23 @@ class _Event:
     )
 
     def __init__(
-        self, at: int, state: int, attempt: int, token: int = 0, reason: str | None = None
+        self,
+        at: int,
+        state: int,
+        attempt: int,
+        token: int = 0,
+        reason: str | None = None,
+        worker: str | None = None,
+        deadline: int = 0,
     ) -> None:
         self.at = at
         self.state = state
         self.attempt = attempt
         self.token = token
         self.reason = reason
-        self.worker: str | None = None
-        self.leased_at = 0
-        self.deadline = 0
+        self.worker = worker
+        self.leased_at = at if worker is not None else 0
+        self.deadline = deadline
         self.finished = 0
         self.status: str | None = None
         self.due = 0
@@ -118,25 +125,30 @@ class Journal:
         """What is ready to be written, as rows; claims younger than ``hold_ms`` stay
         (unless ``everything``), the rest of the journal starts empty again."""
         snapshot = self._snapshot
-        state_of = self._state_of
+        current_row = self._current_row
         inserts = [snapshot(job) for job in self._new.values()]
         history: list[HistoryRow] = []
         held_events: dict[int, list[_Event]] = {}
         held_jobs: dict[int, Job] = {}
         now = self._now if now is None else now
         hold_from = now - self.hold_ms if self.hold_ms and not everything else None
+        new = self._new
+        touched = self._touched
         for jid, events in self._events.items():
-            if (
-                hold_from is not None
-                and jid not in self._new
-                and _only_fresh_claims(events, hold_from)
-            ):
-                held_events[jid] = events
-                held_jobs[jid] = self._touched[jid]
-                continue
-            for event in events[:-1]:
-                history.append(_history_row(jid, event, _event_state(event)))
-            history.append(_history_row(jid, events[-1], state_of(self._touched[jid])))
+            if hold_from is not None and jid not in new:
+                first = events[0]
+                if (
+                    not first.finished and first.leased_at > hold_from
+                    if len(events) == 1
+                    else _only_fresh_claims(events, hold_from)
+                ):
+                    held_events[jid] = events
+                    held_jobs[jid] = touched[jid]
+                    continue
+            if len(events) > 1:
+                for event in events[:-1]:
+                    history.append(_history_row(jid, event, _event_state(event)))
+            history.append(current_row(jid, events[-1], touched[jid]))
         members = [
             (job.meta.run_id, job.jid)
             for job in self._new.values()
@@ -180,12 +192,18 @@ class Journal:
     def _leased(self, record: Leased) -> None:
         at = record.at
         worker = record.worker
+        lists = self._events
+        touched = self._touched
+        # once per claimed job: the event list lookup is inlined (see _event_list)
         for job, token, deadline in zip(record.jobs, record.tokens, record.deadlines, strict=True):
-            event = _Event(at, LEASED, job.attempt, token)
-            event.worker = worker
-            event.leased_at = at
-            event.deadline = deadline
-            self._event_list(job).append(event)
+            event = _Event(at, LEASED, job.attempt, token, None, worker, deadline)
+            jid = job.jid
+            events = lists.get(jid)
+            if events is None:
+                lists[jid] = [event]
+                touched[jid] = job
+            else:
+                events.append(event)
 
     def _extended(self, record: Extended) -> None:
         jobs = self.engine.jobs
@@ -195,8 +213,15 @@ class Journal:
                 self._attempt(job, token, record.at).deadline = deadline
 
     def _finished(self, record: Finished) -> None:
+        lists = self._events
         for i, job in enumerate(record.jobs):
-            event = self._attempt(job, record.tokens[i], record.at)
+            token = record.tokens[i]
+            events = lists.get(job.jid)
+            # mostly the attempt's claim is the job's latest event of this flush
+            if events and events[-1].token == token:
+                event = events[-1]
+            else:
+                event = self._attempt(job, token, record.at)
             event.finished = record.at
             event.status = record.statuses[i]
             event.state = record.states[i]
@@ -205,33 +230,26 @@ class Journal:
             event.output = record.outputs[i]
 
     # -- rows --------------------------------------------------------------------
-    def _state_of(self, job: Job) -> _State:
-        """The changing part of a job's row, as it is now (what a history row carries)."""
+    def _current_row(self, jid: int, event: _Event, job: Job) -> HistoryRow:
+        """The history row of a job's latest event: it carries the job's state as it
+        is now (a ``_history_row`` with ``_State`` of the job, built in one go)."""
         state = job.state
         if state == LEASED:
             leases = self.engine.leases
-            jid = job.jid
-            return (
-                state,
-                job.attempt,
-                0,
-                leases.token_of(jid),
-                self.engine.workers.name(leases.worker_of(jid)),
-                leases.deadline_of(jid),
-                job.last_token,
-                job.last_status or None,
-            )
-        due = self.engine.timers.due_of(job.jid) if state == PENDING else 0
-        return (
-            state,
-            job.attempt,
-            max(due, 0),
-            0,
-            None,
-            0,
-            job.last_token,
-            job.last_status or None,
-        )
+            token = leases.token_of(jid)
+            worker: str | None = self.engine.workers.name(leases.worker_of(jid))
+            deadline = leases.deadline_of(jid)
+            due = 0
+        else:
+            token, worker, deadline = 0, None, 0
+            due = max(self.engine.timers.due_of(jid), 0) if state == PENDING else 0
+        return _make_row(
+            HistoryRow,
+            (jid, event.at, state, job.attempt, due, token, worker, deadline, job.last_token,
+             job.last_status or None,
+             event.token, event.worker, event.leased_at, event.deadline, event.finished,
+             event.status, event.error, event.output, event.reason),
+        )  # fmt: skip
 
     def _snapshot(self, job: Job) -> JobRow:
         engine = self.engine
@@ -288,9 +306,13 @@ def _event_state(event: _Event) -> _State:
     return (event.state, event.attempt, event.due, 0, None, 0, 0, None)
 
 
+_make_row = tuple.__new__  # a HistoryRow from one tuple, without the keyword-aware __new__
+
+
 def _history_row(jid: int, event: _Event, state: _State) -> HistoryRow:
-    return HistoryRow(
-        jid, event.at, *state,
-        event.token, event.worker, event.leased_at, event.deadline, event.finished, event.status,
-        event.error, event.output, event.reason,
+    return _make_row(
+        HistoryRow,
+        (jid, event.at, *state,
+         event.token, event.worker, event.leased_at, event.deadline, event.finished,
+         event.status, event.error, event.output, event.reason),
     )  # fmt: skip
