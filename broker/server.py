@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Callable
@@ -34,6 +35,7 @@ class Server:
 
     async def start(self) -> None:
         await self.broker.start()  # state is loaded before the port opens
+        settle_garbage_collector()
         # handler_cancellation: a long poll whose client went away stops waiting at once
         self._runner = web.AppRunner(
             self.app, access_log=None, handle_signals=False, handler_cancellation=True
@@ -65,6 +67,20 @@ class Server:
         path.write_text(token + "\n")
         path.chmod(0o600)
         return str(path)
+
+
+def settle_garbage_collector() -> None:
+    """Keep the cycle collector off what lives as long as the process.
+
+    Everything allocated so far (modules, the state just loaded) stays for good;
+    ``gc.freeze`` moves it out of the collector's reach, so a full collection no
+    longer walks it again and again. Collections of young objects then run about
+    seven times less often than by default (every 5,000 allocations, not 700); what
+    the hot path allocates is freed by reference counting once a request is
+    answered. Measured on the burn-down (200,000 jobs, SQLite): 36,600 -> 58,000 to
+    67,000 jobs/s submitted, 69,500 -> 72,000 to 91,000 drained (docs/performance.md)."""
+    gc.freeze()
+    gc.set_threshold(5_000, 10, 10)
 
 
 async def serve(config: Config, announce: Callable[[str], None] = print) -> None:
