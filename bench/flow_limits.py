@@ -3,12 +3,13 @@
     python -m bench.flow_limits [--jobs 200000] [--tenants 1000] [--hosts-per-tenant 10]
 
 Jobs are spread over ``--tenants`` tenants, each with ``--hosts-per-tenant``
-source hosts of its own (1,000 × 10 = 10,000 by default), in turn; workers claim 100 of one tenant's jobs at a time (as tokens make them do over
-HTTP) and complete them in one call. With limits,
-every (tenant, job type) has a quota and every (tenant, source) a source
-limit (rate, burst, max active) set high enough that they never refuse, so
-the figure prices checking them (and the breakers watching every source),
-not waiting on them. Both runs in one process, native kernels.
+source hosts of its own (1,000 × 10 = 10,000 by default), in turn; workers claim
+100 of one tenant's jobs at a time (as tokens make them do over HTTP) and
+complete them in one call. With limits, every (tenant, job type) has a quota and
+every (tenant, source) a source limit (rate, burst, max active) set high enough
+that they never refuse, so the figure prices checking them (and the breakers
+watching every source), not waiting on them. Both runs in one process, native
+kernels.
 """
 
 from __future__ import annotations
