@@ -3,7 +3,7 @@
 """The worker bridge's hot wire forms: the compiled twin of ``wire_py.py``.
 
 ``claimed`` writes the JSON of claimed jobs straight into one buffer: ids as C
-hex, integers with ``snprintf``, the payload copied as the bytes the producer
+hex and decimal digits written directly, the payload copied as the bytes the producer
 sent, and every string that may need escaping (names, meta fields) encoded by
 orjson once per batch, so the output is byte for byte what the twin's orjson
 makes of its dictionaries. ``plain_successes`` reads an ack's results with C
@@ -17,7 +17,7 @@ from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_GET_LENGTH
 from libc.stdint cimport int64_t, uint64_t
-from libc.stdio cimport snprintf
+from libc.string cimport memcpy
 from libc.time cimport strftime, time_t, tm
 from libcpp.string cimport string
 
@@ -38,6 +38,7 @@ cdef extern from "Python.h":
     const char *PyUnicode_AsUTF8AndSize(object o, Py_ssize_t *size) except NULL
 
 cdef uint64_t _TS = (1ULL << 48) - 1
+cdef Py_ssize_t _CACHE_MAX = 65_536  # encoded names and backoffs kept between calls
 cdef uint64_t _RAND_B = (1ULL << 62) - 1
 cdef const char *_HEX = b"0123456789abcdef"
 _sha256 = hashlib.sha256
@@ -89,27 +90,47 @@ cdef inline void _job_id(string &out, uint64_t created, uint64_t jid):
     _hex(out, lo & 0xFFFFFFFFFFFF, 12)
 
 
-cdef int _rfc3339(char *buf, int64_t ms) except -1:
-    """``2026-11-27T10:00:00.123Z`` into ``buf`` (at least 40 bytes); its length."""
-    cdef time_t second = <time_t>(ms // 1000)
-    cdef tm parts
-    if gmtime_r(&second, &parts) == NULL:
-        raise OverflowError("timestamp out of range")
-    cdef size_t n = strftime(buf, 32, "%Y-%m-%dT%H:%M:%S.", &parts)
-    return <int>n + snprintf(buf + n, 8, "%03dZ", <int>(ms % 1000))
-
-
-cdef bytes _encoded(dict cache, object key, object text):
-    """orjson's encoding of ``text`` (a string or None), cached per batch."""
-    found = cache.get(key)
+cdef bytes _encoded(dict cache, object text):
+    """orjson's encoding of ``text``, kept: names (tenants, job types) come back."""
+    found = cache.get(text)
     if found is None:
-        found = cache[key] = _dumps(text)
+        if len(cache) >= _CACHE_MAX:
+            cache.clear()
+        found = cache[text] = _dumps(text)
     return <bytes>found
 
 
 @cython.final
 cdef class Wire:
-    """Encoder of claimed jobs and decoder of plain-success acks (stateless)."""
+    """Encoder of claimed jobs and decoder of plain-success acks. Stateless as far
+    as anyone can tell: it only keeps encodings it made (a name's JSON string, a
+    backoff's JSON number), which depend on nothing but what they encode."""
+
+    def __cinit__(self):
+        self._names = {}
+        self._seconds = {}
+        self._second = -1
+        self._prefix_len = 0
+
+    cdef int _rfc3339(self, char *buf, int64_t ms) except -1:
+        """``2026-11-27T10:00:00.123Z`` into ``buf`` (at least 32 bytes); its length.
+        The date-and-second part is kept: lease deadlines mostly share it."""
+        cdef int64_t second = ms // 1000
+        cdef time_t t
+        cdef tm parts
+        if second != self._second:
+            t = <time_t>second
+            if gmtime_r(&t, &parts) == NULL:
+                raise OverflowError("timestamp out of range")
+            self._prefix_len = <int>strftime(self._prefix, 32, "%Y-%m-%dT%H:%M:%S.", &parts)
+            self._second = second
+        memcpy(buf, self._prefix, self._prefix_len)
+        cdef int rest = <int>(ms % 1000)
+        buf[self._prefix_len] = c'0' + <char>(rest // 100)
+        buf[self._prefix_len + 1] = c'0' + <char>(rest // 10 % 10)
+        buf[self._prefix_len + 2] = c'0' + <char>(rest % 10)
+        buf[self._prefix_len + 3] = c'Z'
+        return self._prefix_len + 4
 
     @cython.boundscheck(False)
     @cython.wraparound(False)
@@ -133,8 +154,9 @@ cdef class Wire:
         cdef unsigned char sha[32]
         cdef Py_ssize_t i, k
         cdef int64_t created, jid, attempt, max_attempts, priority, jtype, tenant
-        cdef dict names = {}
-        cdef dict backoffs = {}
+        cdef dict names = self._names
+        cdef int64_t last_attempt = -1
+        cdef bytes backoff = b""
         cdef bytes payload, hashed
         out.reserve(n * 420 + 2)
         out.push_back(c'[')
@@ -162,7 +184,7 @@ cdef class Wire:
                 meta = job.meta
             deadline = deadlines[i]
             if deadline != until_ms:
-                until_len = _rfc3339(until, deadline)
+                until_len = self._rfc3339(until, deadline)
                 until_ms = deadline
             if i:
                 out.push_back(c',')
@@ -177,11 +199,11 @@ cdef class Wire:
             out.append(b',"maxAttempts":')
             _int(out, max_attempts)
             out.append(b',"jobType":')
-            _raw(out, _encoded(names, ~jtype, type_names[jtype]))
+            _raw(out, _encoded(names, type_names[jtype]))
             out.append(b',"priority":')
             _int(out, priority)
             out.append(b',"tenant":')
-            _raw(out, _encoded(names, tenant, tenant_names[tenant]))
+            _raw(out, _encoded(names, tenant_names[tenant]))
             if not meta:
                 out.append(b',"project":null,"correlationId":null,"idempotencyKey":null'
                            b',"runId":null')
@@ -206,10 +228,10 @@ cdef class Wire:
                 out.push_back(_HEX[digest[k] >> 4])
                 out.push_back(_HEX[digest[k] & 0xF])
             out.append(b'","retryHint":{"backoffSeconds":')
-            backoff = backoffs.get(attempt)
-            if backoff is None:
-                backoff = backoffs[attempt] = _dumps(ceiling(attempt) / 1000)
-            _raw(out, <bytes>backoff)
+            if attempt != last_attempt:  # a claim's jobs are mostly on the same attempt
+                backoff = _encoded(self._seconds, ceiling(attempt) / 1000)
+                last_attempt = attempt
+            _raw(out, backoff)
             out.append(b'}}')
         out.push_back(c']')
         return PyBytes_FromStringAndSize(out.data(), out.size())
