@@ -2,11 +2,11 @@
 # cython: language_level=3
 """The worker bridge's hot wire forms: the compiled twin of ``wire_py.py``.
 
-``claimed`` writes the JSON of claimed jobs straight into one buffer: ids as C
-hex and decimal digits written directly, the payload copied as the bytes the producer
-sent, and every string that may need escaping (names, meta fields) encoded by
-orjson once per batch, so the output is byte for byte what the twin's orjson
-makes of its dictionaries. ``plain_successes`` reads an ack's results with C
+``claimed`` writes the JSON of claimed jobs straight into one buffer: ids and
+numbers as digits written in C, the payload copied as the bytes stored, the
+digest by OpenSSL when built with it, and every string that may need escaping
+encoded by orjson (names once per process, meta fields per job), so the output
+is byte for byte what the twin's orjson makes of its dictionaries. ``plain_successes`` reads an ack's results with C
 hex arithmetic instead of a regular expression and ``int(…, 16)`` per id.
 """
 
