@@ -1,23 +1,35 @@
-"""The production ledger: PostgreSQL through asyncpg, in the same append-only shape.
+"""The production ledger: PostgreSQL through asyncpg, append-only.
 
-A flush is one transaction of two ``COPY``s (new jobs, history rows); the fold
-into the jobs table is one ``UPDATE … FROM`` per bounded step, off the hot
-path. Schema changes are numbered SQL files (``sql/postgres/NNNN_*.sql``)
-applied in order under an advisory lock and recorded in ``schema_version``,
-so ``migrate`` is safe to run twice or from two processes at once.
+A flush is one transaction of two ``COPY``s (new jobs, history rows), and a
+job's row is never updated after its insert: its state is its newest history
+row, else its job row. So a completion costs one history row and nothing else
+(no fold into the jobs table, whose ``UPDATE`` wrote more WAL than the row).
 
-One broker writes a ledger at a time, and its flusher runs writes and folds
-one after another, so history sequence numbers commit in order and the fold
-watermark never skips a row.
+Finding live jobs at start without ``jobs.state``: the *live floor* (in
+``broker_meta``) is a job number below which every job is finished, except
+the few in ``live_stragglers``. ``compact`` moves the floor up over windows of
+finished jobs off the hot path (a read and one small write); a window with a
+few live jobs is passed and they become stragglers, a mostly live one (a
+backlog) stops it. A flush that brings an older finished job back to life (a
+replay) lists it as a straggler in the same transaction. ``load_live`` reads
+the stragglers and the jobs from the floor on, with their newest history rows.
+
+Schema changes are numbered SQL files (``sql/postgres/NNNN_*.sql``) applied in
+order under an advisory lock and recorded in ``schema_version``, so ``migrate``
+is safe to run twice or from two processes at once. One broker writes a ledger
+at a time, and its flusher runs writes, floor moves and purges one after
+another, so history sequence numbers commit in order.
 """
 
 from __future__ import annotations
 
 import re
 from importlib import resources
+from typing import Any
 
 import asyncpg
 
+from ..states import TERMINAL
 from . import queries
 from .base import PROGRESS_EVERY, Ledger, Progress
 from .rows import (
@@ -31,12 +43,16 @@ from .rows import (
     LiveState,
     RunHistory,
     RunRow,
+    fold,
     read_history,
     read_run_history,
 )
 
 _Q = queries.load("broker.store.sql.postgres", "queries.sql")
 _MIGRATION = re.compile(r"(\d{4})_[a-z0-9_]+\.sql\Z")
+#: the floor passes a window's live jobs (as stragglers) only when they are this rare in it
+STRAGGLERS_PER_WINDOW = 0.01
+PURGE_WINDOWS = 10  # windows a purge call looks through for jobs past their retention
 
 
 def migrations() -> list[tuple[int, str, str]]:
@@ -73,6 +89,8 @@ class PostgresLedger(Ledger):
         self.schema = schema
         self._pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
+        self._floor = 0  # the live floor (its row in broker_meta is the truth)
+        self._purge_from = 0  # where the retention sweep goes on (from the start after a restart)
 
     async def open(self) -> None:
         settings = {"search_path": self.schema} if self.schema else None
@@ -81,6 +99,7 @@ class PostgresLedger(Ledger):
         )
         async with self._pool.acquire() as conn:
             await migrate(conn)
+            self._floor = int(await conn.fetchval(_Q["get_floor"]))
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -93,17 +112,20 @@ class PostgresLedger(Ledger):
         return self._pool
 
     async def apply(self, batch: FlushBatch) -> None:
+        history, revived = _history_records(batch.history, self._floor)
         async with self._db().acquire() as conn, conn.transaction():
             if batch.inserts:
                 await conn.copy_records_to_table(
                     "jobs", records=batch.inserts, columns=JobRow._fields,
                     schema_name=self.schema,
                 )  # fmt: skip
-            if batch.history:
+            if history:
                 await conn.copy_records_to_table(
-                    "history", records=batch.history, columns=HistoryRow._fields,
+                    "history", records=history, columns=HistoryRow._fields,
                     schema_name=self.schema,
                 )  # fmt: skip
+            if revived:  # finished jobs below the floor brought back (a replay)
+                await conn.execute(_Q["add_stragglers"], revived)
             if batch.members:
                 await conn.copy_records_to_table(
                     "run_jobs", records=batch.members, columns=("run_id", "jid"),
@@ -120,14 +142,38 @@ class PostgresLedger(Ledger):
                     await conn.execute(_Q["upsert_limit"], *limit)
 
     async def compact(self, limit: int) -> int:
+        """Account for up to ``limit`` history rows (the watermark ``unfolded`` counts
+        from) and move the live floor up over up to ``limit`` jobs. Writes no job row."""
         async with self._db().acquire() as conn, conn.transaction():
             start = await conn.fetchval(_Q["folded_upto"])
             last = await conn.fetchval(_Q["last_seq"])
             end = min(last, start + limit)
             if end > start:
-                await conn.execute(_Q["fold_range"], start, end)
                 await conn.execute(_Q["set_folded"], end)
+            floor = await self._move_floor(conn, limit)
+        self._floor = floor
         return max(0, int(end - start))  # a purge may have taken the newest rows
+
+    async def _move_floor(self, conn: Any, limit: int) -> int:
+        """The floor after one step up (stragglers that finished are let go first)."""
+        finished = [jid for jid, state in await conn.fetch(_Q["straggler_states"])
+                    if state is None or state in TERMINAL]  # fmt: skip
+        if finished:
+            await conn.execute(_Q["drop_stragglers"], finished)
+        window = await conn.fetch(_Q["floor_window"], self._floor, limit)
+        if not window:
+            return self._floor
+        live = [jid for jid, state in window if state not in TERMINAL]
+        if not live:
+            floor = window[-1][0] + 1
+        elif len(live) <= len(window) * STRAGGLERS_PER_WINDOW:
+            await conn.execute(_Q["add_stragglers"], live)
+            floor = window[-1][0] + 1
+        else:  # mostly live (a backlog, jobs in flight): stop at the first
+            floor = live[0]
+        if floor != self._floor:
+            await conn.execute(_Q["set_floor"], floor)
+        return int(floor)
 
     async def unfolded(self) -> int:
         async with self._db().acquire() as conn:
@@ -139,19 +185,58 @@ class PostgresLedger(Ledger):
         while await self.compact(200_000):
             pass
         async with self._db().acquire() as conn:
-            live: list[JobRow] = []
-            async with conn.transaction():  # a cursor: large states arrive in chunks
-                cursor = await conn.cursor(_Q["live_jobs"])
-                while chunk := await cursor.fetch(PROGRESS_EVERY):
-                    live.extend(JobRow(*row) for row in chunk)
-                    if progress is not None:
-                        progress(len(live))
-            keyed = [JobRow(*row) for row in await conn.fetch(_Q["recent_keyed_jobs"], keyed_since)]
+            while True:  # the floor as high as it goes: fewer finished jobs to read past
+                async with conn.transaction():
+                    floor = await self._move_floor(conn, 200_000)
+                moved, self._floor = floor != self._floor, floor
+                if not moved:
+                    break
+            live = await self._stragglers(conn)
+            async with conn.transaction():  # cursors: large states arrive in chunks
+                jobs = await conn.cursor(_Q["jobs_from"], floor)
+                newest = await conn.cursor(_Q["newest_history_from"], floor)
+                async for row in _current(_chunks(jobs), _chunks(newest)):
+                    if row.state not in TERMINAL:
+                        live.append(row)
+                        if progress is not None and len(live) % PROGRESS_EVERY == 0:
+                            progress(len(live))
+            live.sort()
+            keyed = [
+                row
+                for row in (
+                    fold(JobRow(*r[:19]), HistoryRow(*r[19:]))
+                    for r in await conn.fetch(_Q["recent_keyed_jobs"], keyed_since)
+                )
+                if row.state in TERMINAL
+            ]
             max_jid = await conn.fetchval(_Q["max_jid"])
-            runs = [RunRow(*row) for row in await conn.fetch(_Q["live_runs"], keyed_since)]
-            members = [JobRow(*row) for row in await conn.fetch(_Q["live_run_members"])]
+            live_runs = [r[0] for r in await conn.fetch(_Q["runs_of_jobs"], [j.jid for j in live])]
+            runs = [RunRow(*r) for r in await conn.fetch(_Q["live_runs"], live_runs, keyed_since)]
+            members = await self._finished_members(conn, live_runs)
             limits = [LimitRow(*row) for row in await conn.fetch(_Q["all_limits"])]
         return LiveState(live, int(max_jid) + 1, keyed, runs, members, limits)
+
+    async def _stragglers(self, conn: Any) -> list[JobRow]:
+        """The live jobs below the floor, in their current state."""
+        jobs = [JobRow(*row) for row in await conn.fetch(_Q["straggler_jobs"])]
+        current = await self._current_of(conn, jobs)
+        return [row for row in current if row.state not in TERMINAL]
+
+    async def _finished_members(self, conn: Any, run_ids: list[str]) -> list[JobRow]:
+        """The finished jobs of runs that have live ones (their DAG is rebuilt whole)."""
+        if not run_ids:
+            return []
+        jobs = [JobRow(*row) for row in await conn.fetch(_Q["live_run_members"], run_ids)]
+        return [row for row in await self._current_of(conn, jobs) if row.state in TERMINAL]
+
+    async def _current_of(self, conn: Any, jobs: list[JobRow]) -> list[JobRow]:
+        """``jobs`` (in job-number order) folded with their newest history rows."""
+        if not jobs:
+            return []
+        jids = [job.jid for job in jobs]
+        rows = await conn.fetch(_Q["newest_history_of"], jids, jids[0], jids[-1])
+        newest = {row[0]: HistoryRow(*row) for row in rows}
+        return [fold(job, newest[job.jid]) if job.jid in newest else job for job in jobs]
 
     async def read_job(self, jid: int) -> JobHistory | None:
         async with self._db().acquire() as conn:
@@ -184,11 +269,27 @@ class PostgresLedger(Ledger):
         return [AuditRow(*row) for row in rows]
 
     async def purge(self, before: int, limit: int) -> int:
+        """Sweep the jobs in job-number order, a window at a time, deleting the
+        finished ones last changed before ``before``; at the end, start over."""
+        doomed: list[int] = []
         async with self._db().acquire() as conn, conn.transaction():
-            folded = await conn.fetchval(_Q["folded_upto"])
-            await conn.execute(_Q["keep_max_jid"])
-            status = await conn.execute(_Q["purge_finished"], before, limit, folded)
-        return int(status.split()[-1])
+            start = self._purge_from
+            for _ in range(PURGE_WINDOWS):
+                window = await conn.fetch(_Q["purge_window"], start, limit)
+                if not window:
+                    start = 0  # swept to the end: the next call starts over
+                    break
+                doomed += [jid for jid, state, changed in window
+                           if state in TERMINAL and changed < before]  # fmt: skip
+                start = window[-1][0] + 1
+                if len(doomed) >= limit:
+                    break
+            doomed = doomed[:limit]
+            if doomed:
+                await conn.execute(_Q["keep_max_jid"])
+                await conn.execute(_Q["purge_jobs"], doomed, min(doomed), max(doomed))
+        self._purge_from = start if len(doomed) < limit else doomed[-1] + 1
+        return len(doomed)
 
     async def stats(self) -> dict[str, int]:
         async with self._db().acquire(timeout=2) as conn:
@@ -210,6 +311,42 @@ class PostgresLedger(Ledger):
         except (RuntimeError, OSError, asyncpg.PostgresError, TimeoutError):
             return False
         return True
+
+
+def _history_records(rows: list[HistoryRow], floor: int) -> tuple[list[tuple[Any, ...]], list[int]]:
+    """History rows as written (zero due, lease token and deadline as NULL: most rows
+    have them, and a NULL costs no bytes) and the jobs below ``floor`` they bring back."""
+    records = []
+    revived = []
+    for row in rows:
+        jid, at, state, attempt, due, token, worker, deadline, *rest = row
+        records.append((jid, at, state, attempt, due or None, token or None, worker,
+                        deadline or None, *rest))  # fmt: skip
+        if jid < floor and state not in TERMINAL:
+            revived.append(jid)
+    return records, revived
+
+
+async def _chunks(cursor: Any) -> Any:
+    """Rows of an asyncpg cursor, fetched a chunk at a time."""
+    while chunk := await cursor.fetch(PROGRESS_EVERY):
+        for row in chunk:
+            yield row
+
+
+async def _current(jobs: Any, newest: Any) -> Any:
+    """Merge job rows with their newest history rows (both in job-number order) into
+    current job rows."""
+    history = await anext(newest, None)
+    async for raw in jobs:
+        job = JobRow(*raw)
+        while history is not None and history[0] < job.jid:
+            history = await anext(newest, None)  # a purged job's leftovers: none expected
+        if history is not None and history[0] == job.jid:
+            yield fold(job, HistoryRow(*history))
+            history = await anext(newest, None)
+        else:
+            yield job
 
 
 def _without_password(dsn: str) -> str:

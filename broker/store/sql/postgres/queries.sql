@@ -21,31 +21,82 @@ SELECT COALESCE((SELECT value FROM broker_meta WHERE key = 'folded'), 0)
 -- seq (0005), and one writer (the flusher) appends in commit order
 SELECT COALESCE(pg_sequence_last_value(pg_get_serial_sequence('history', 'seq')::regclass), 0)
 
--- name: fold_range
--- the newest history row of each job in (from, to] becomes its jobs row state
-UPDATE jobs AS j
-   SET state = h.state, attempt = h.attempt, due = h.due, lease_token = h.lease_token,
-       lease_worker = h.lease_worker, lease_deadline = h.lease_deadline,
-       last_token = h.last_token, last_status = h.last_status, updated = h.at
-  FROM (SELECT DISTINCT ON (jid) * FROM history WHERE seq > $1 AND seq <= $2
-         ORDER BY jid, seq DESC) AS h
- WHERE j.jid = h.jid
-
 -- name: set_folded
 INSERT INTO broker_meta (key, value) VALUES ('folded', $1)
 ON CONFLICT (key) DO UPDATE SET value = excluded.value
 
--- name: live_jobs
+-- name: jobs_from
+-- every job from the live floor on, in job-number order (a cursor: read in chunks)
 SELECT jid, tenant, job_type, priority, state, attempt, max_attempts, lease_ms, created,
        not_before, payload, meta, due, lease_token, lease_worker, lease_deadline, last_token,
        last_status, updated
-  FROM jobs WHERE state NOT IN (3, 4, 5) ORDER BY jid
+  FROM jobs WHERE jid >= $1 ORDER BY jid
+
+-- name: newest_history_from
+-- the newest history row of every job from the live floor on, in job-number order
+SELECT DISTINCT ON (jid) jid, at, state, attempt, COALESCE(due, 0), COALESCE(lease_token, 0), lease_worker,
+       COALESCE(lease_deadline, 0), last_token, last_status, token, worker, leased_at, deadline,
+       finished, status, error, output, reason
+  FROM history WHERE jid >= $1 ORDER BY jid, seq DESC
+
+-- name: straggler_jobs
+SELECT j.jid, j.tenant, j.job_type, j.priority, j.state, j.attempt, j.max_attempts, j.lease_ms,
+       j.created, j.not_before, j.payload, j.meta, j.due, j.lease_token, j.lease_worker,
+       j.lease_deadline, j.last_token, j.last_status, j.updated
+  FROM live_stragglers AS s JOIN jobs AS j ON j.jid = s.jid ORDER BY j.jid
+
+-- name: newest_history_of
+-- the newest history row of each of the jobs $1 (job numbers between $2 and $3: the bounds
+-- let the block-range index on jid skip the rest of the table)
+SELECT DISTINCT ON (jid) jid, at, state, attempt, COALESCE(due, 0), COALESCE(lease_token, 0), lease_worker,
+       COALESCE(lease_deadline, 0), last_token, last_status, token, worker, leased_at, deadline,
+       finished, status, error, output, reason
+  FROM history WHERE jid = ANY($1::bigint[]) AND jid BETWEEN $2 AND $3
+ ORDER BY jid, seq DESC
 
 -- name: recent_keyed_jobs
-SELECT jid, tenant, job_type, priority, state, attempt, max_attempts, lease_ms, created,
-       not_before, payload, meta, due, lease_token, lease_worker, lease_deadline, last_token,
-       last_status, updated
-  FROM jobs WHERE state IN (3, 4, 5) AND meta IS NOT NULL AND updated >= $1 ORDER BY jid
+-- jobs with meta that changed at or after $1, with their newest history row (folded and
+-- filtered to finished ones by the caller)
+SELECT j.jid, j.tenant, j.job_type, j.priority, j.state, j.attempt, j.max_attempts, j.lease_ms,
+       j.created, j.not_before, j.payload, j.meta, j.due, j.lease_token, j.lease_worker,
+       j.lease_deadline, j.last_token, j.last_status, j.updated,
+       h.jid, h.at, h.state, h.attempt, COALESCE(h.due, 0), COALESCE(h.lease_token, 0),
+       h.lease_worker, COALESCE(h.lease_deadline, 0), h.last_token, h.last_status, h.token,
+       h.worker, h.leased_at, h.deadline, h.finished, h.status, h.error, h.output, h.reason
+  FROM (SELECT DISTINCT ON (jid) * FROM history WHERE at >= $1 ORDER BY jid, seq DESC) AS h
+  JOIN jobs AS j ON j.jid = h.jid
+ WHERE j.meta IS NOT NULL
+ ORDER BY j.jid
+
+-- name: get_floor
+SELECT COALESCE((SELECT value FROM broker_meta WHERE key = 'live_floor'), 0)
+
+-- name: set_floor
+INSERT INTO broker_meta (key, value) VALUES ('live_floor', $1)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value
+
+-- name: floor_window
+-- the state now of the first $2 jobs from job number $1 on, in job-number order
+WITH j AS (SELECT jid, state FROM jobs WHERE jid >= $1 ORDER BY jid LIMIT $2)
+SELECT j.jid, COALESCE(h.state, j.state)
+  FROM j LEFT JOIN (
+       SELECT DISTINCT ON (jid) jid, state FROM history
+        WHERE jid >= $1 AND jid <= (SELECT max(jid) FROM j)
+        ORDER BY jid, seq DESC) AS h ON h.jid = j.jid
+ ORDER BY j.jid
+
+-- name: straggler_states
+SELECT s.jid, COALESCE(h.state, j.state)
+  FROM live_stragglers AS s
+  LEFT JOIN jobs AS j ON j.jid = s.jid
+  LEFT JOIN LATERAL (SELECT state FROM history WHERE jid = s.jid ORDER BY seq DESC LIMIT 1) AS h
+    ON true
+
+-- name: add_stragglers
+INSERT INTO live_stragglers (jid) SELECT unnest($1::bigint[]) ON CONFLICT DO NOTHING
+
+-- name: drop_stragglers
+DELETE FROM live_stragglers WHERE jid = ANY($1::bigint[])
 
 -- name: max_jid
 -- above every job stored, and every job purged (job numbers are never reused)
@@ -63,8 +114,9 @@ SELECT jid, tenant, job_type, priority, state, attempt, max_attempts, lease_ms, 
   FROM jobs WHERE jid = $1
 
 -- name: read_history
-SELECT jid, at, state, attempt, due, lease_token, lease_worker, lease_deadline, last_token,
-       last_status, token, worker, leased_at, deadline, finished, status, error, output, reason
+SELECT jid, at, state, attempt, COALESCE(due, 0), COALESCE(lease_token, 0), lease_worker,
+       COALESCE(lease_deadline, 0), last_token, last_status, token, worker, leased_at, deadline,
+       finished, status, error, output, reason
   FROM history WHERE jid = $1 ORDER BY seq
 
 -- name: bump_epoch
@@ -81,22 +133,21 @@ ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, updated = excluded.
 INSERT INTO audit (at, tenant, actor, action, target, reason, ticket)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
 
+-- name: runs_of_jobs
+SELECT DISTINCT run_id FROM run_jobs WHERE jid = ANY($1::bigint[])
+
 -- name: live_runs
--- runs with a live job, and recent runs whose token must keep deduping
+-- runs with a live job ($1), and recent runs whose token must keep deduping
 SELECT run_id, tenant, token, created, status, updated FROM runs
- WHERE run_id IN (SELECT rj.run_id FROM run_jobs AS rj JOIN jobs AS j ON j.jid = rj.jid
-                   WHERE j.state NOT IN (3, 4, 5))
-    OR (token IS NOT NULL AND created >= $1)
+ WHERE run_id = ANY($1::text[]) OR (token IS NOT NULL AND created >= $2)
 
 -- name: live_run_members
--- the finished jobs of runs that still have live ones (their DAG is rebuilt whole)
+-- every job of the runs $1 (the caller keeps the finished ones, in their current state)
 SELECT j.jid, j.tenant, j.job_type, j.priority, j.state, j.attempt, j.max_attempts, j.lease_ms,
        j.created, j.not_before, j.payload, j.meta, j.due, j.lease_token, j.lease_worker,
        j.lease_deadline, j.last_token, j.last_status, j.updated
   FROM run_jobs AS rj JOIN jobs AS j ON j.jid = rj.jid
- WHERE j.state IN (3, 4, 5)
-   AND rj.run_id IN (SELECT r2.run_id FROM run_jobs AS r2 JOIN jobs AS j2 ON j2.jid = r2.jid
-                      WHERE j2.state NOT IN (3, 4, 5))
+ WHERE rj.run_id = ANY($1::text[])
  ORDER BY j.jid
 
 -- name: read_run
@@ -109,11 +160,14 @@ SELECT j.jid, j.tenant, j.job_type, j.priority, j.state, j.attempt, j.max_attemp
   FROM run_jobs AS rj JOIN jobs AS j ON j.jid = rj.jid WHERE rj.run_id = $1 ORDER BY j.jid
 
 -- name: read_run_history
-SELECT h.jid, h.at, h.state, h.attempt, h.due, h.lease_token, h.lease_worker, h.lease_deadline,
-       h.last_token, h.last_status, h.token, h.worker, h.leased_at, h.deadline, h.finished,
-       h.status, h.error, h.output, h.reason
+SELECT h.jid, h.at, h.state, h.attempt, COALESCE(h.due, 0), COALESCE(h.lease_token, 0),
+       h.lease_worker, COALESCE(h.lease_deadline, 0), h.last_token, h.last_status, h.token,
+       h.worker, h.leased_at, h.deadline, h.finished, h.status, h.error, h.output, h.reason
   FROM run_jobs AS rj JOIN history AS h ON h.jid = rj.jid
- WHERE rj.run_id = $1 ORDER BY h.jid, h.seq
+ WHERE rj.run_id = $1
+   AND h.jid BETWEEN (SELECT min(jid) FROM run_jobs WHERE run_id = $1)
+                 AND (SELECT max(jid) FROM run_jobs WHERE run_id = $1)
+ ORDER BY h.jid, h.seq
 
 -- name: list_runs
 -- newest first; $3/$4 is the cursor (created, run_id) of the previous page's last run
@@ -137,24 +191,29 @@ DELETE FROM limits WHERE kind = $1 AND tenant = $2 AND name = $3
 -- name: all_limits
 SELECT kind, tenant, name, config, updated FROM limits ORDER BY kind, tenant, name
 
--- name: purge_finished
--- finished jobs last changed before $1, fully folded (no history past the watermark $3),
--- oldest first, at most $2 of them: with their history and run membership
-WITH doomed AS (
-    SELECT j.jid FROM jobs AS j
-     WHERE j.state IN (3, 4, 5) AND j.updated < $1
-       AND NOT EXISTS (SELECT 1 FROM history AS h WHERE h.jid = j.jid AND h.seq > $3)
-     ORDER BY j.updated
-     LIMIT $2
-), gone_history AS (
-    DELETE FROM history WHERE jid IN (SELECT jid FROM doomed)
+-- name: purge_window
+-- the next $2 jobs from job number $1 on: each one's state and last change, now
+WITH j AS (SELECT jid, state, updated FROM jobs WHERE jid >= $1 ORDER BY jid LIMIT $2)
+SELECT j.jid, COALESCE(h.state, j.state), COALESCE(h.at, j.updated)
+  FROM j LEFT JOIN (
+       SELECT DISTINCT ON (jid) jid, state, at FROM history
+        WHERE jid >= $1 AND jid <= (SELECT max(jid) FROM j)
+        ORDER BY jid, seq DESC) AS h ON h.jid = j.jid
+ ORDER BY j.jid
+
+-- name: purge_jobs
+-- the jobs $1 (job numbers between $2 and $3), with their history and run membership
+WITH gone_history AS (
+    DELETE FROM history WHERE jid = ANY($1::bigint[]) AND jid BETWEEN $2 AND $3
 ), gone_members AS (
-    DELETE FROM run_jobs WHERE jid IN (SELECT jid FROM doomed)
+    DELETE FROM run_jobs WHERE jid = ANY($1::bigint[])
+), gone_stragglers AS (
+    DELETE FROM live_stragglers WHERE jid = ANY($1::bigint[])
 )
-DELETE FROM jobs WHERE jid IN (SELECT jid FROM doomed)
+DELETE FROM jobs WHERE jid = ANY($1::bigint[])
 
 -- name: table_stats
 SELECT relname, n_live_tup, n_dead_tup FROM pg_stat_user_tables
- WHERE relname IN ('jobs', 'history', 'run_jobs', 'runs', 'audit')
+ WHERE relname IN ('jobs', 'history', 'run_jobs', 'runs', 'audit', 'live_stragglers')
    AND schemaname = current_schema()
  ORDER BY relname
