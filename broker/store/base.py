@@ -38,13 +38,14 @@ class Ledger(abc.ABC):
 
     @abc.abstractmethod
     async def compact(self, limit: int) -> int:
-        """Fold up to ``limit`` history rows into the jobs table (off the hot
-        path); returns how many were folded, 0 when nothing is left. Readers
-        see the same state before and after."""
+        """Upkeep off the hot path over up to ``limit`` history rows written since
+        the last call (SQLite, memory: fold them into the jobs table; Postgres:
+        move its live floor); returns how many were taken, 0 when nothing is
+        left. Readers see the same state before and after."""
 
     @abc.abstractmethod
     async def unfolded(self) -> int:
-        """History rows not folded into the jobs table yet."""
+        """History rows written since ``compact`` last took them."""
 
     @abc.abstractmethod
     async def load_live(self, keyed_since: int, progress: Progress | None = None) -> LiveState:

@@ -4,9 +4,9 @@ The write path is append-only. A flush inserts new jobs (``JobRow``, their
 state at that moment) and appends ``HistoryRow``s: one per job the flush
 touched (more only when one job went through several attempts in it). The
 last history row of a job carries its whole current state, so the current
-state of any job is "its newest history row, else its job row". Folding
-history into the jobs table (``compact``) happens off the hot path and never
-changes what a reader sees.
+state of any job is "its newest history row, else its job row". The SQLite
+and memory ledgers fold history into the jobs table (``compact``, off the hot
+path, never changing what a reader sees); Postgres never updates a job row.
 """
 
 from __future__ import annotations
