@@ -1,4 +1,5 @@
-"""The Postgres ledger's live floor: no job row is updated, yet restarts find live jobs.
+"""The Postgres ledger's live floor (no job row is updated, yet restarts find live
+jobs) and the views that give SQL readers what is not written as a table.
 
 Below the floor every job is finished but the stragglers; ``compact`` moves the
 floor over windows of finished jobs, passes a window's few live jobs (they
@@ -12,10 +13,11 @@ import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
+import orjson
 import pytest
 
 from broker import states
-from broker.store import FlushBatch
+from broker.store import FlushBatch, LimitRow
 from broker.store.postgres import PostgresLedger
 from tests.contract.test_ledger import POSTGRES, finished, job, leased, transition
 
@@ -84,3 +86,53 @@ async def test_the_floor_passes_finished_jobs_and_keeps_live_ones(schema: str) -
         assert states_kept == {states.READY}
     finally:
         await again.close()
+
+
+async def test_views_show_current_state_keys_edges_artifacts_and_limits(schema: str) -> None:
+    """SQL readers get the relations the broker does not write as tables (0007)."""
+    ledger = PostgresLedger(POSTGRES, schema=schema)
+    await ledger.open()
+    artifact = {"uri": "cas://a", "digest": "sha256:" + "0" * 64, "mime": "application/json"}
+    output = orjson.dumps({"output": {"ok": 1}, "artifacts": [artifact]})
+    try:
+        await ledger.apply(FlushBatch(
+            inserts=[
+                job(1, meta=b'{"idempotencyKey":"k1"}'),
+                job(2, meta=b'{"runId":"r","key":"b","parents":[1]}'),
+                job(3, state=states.PENDING, due=7_000),
+            ],
+            limits=[
+                LimitRow("quota", "t", "scan", b'{"maxActive":3}', 5),
+                LimitRow("source", "t", "nvd.nist.gov", b'{"rate":2.5}', 6),
+            ],
+        ))  # fmt: skip
+        await ledger.apply(FlushBatch(history=[
+            finished(1, 11, 40, "succeeded", states.SUCCEEDED, output=output),
+            leased(2, 12, 50, 9_000),
+        ]))  # fmt: skip
+        async with ledger._db().acquire() as conn:
+            now = {r["jid"]: r for r in await conn.fetch("SELECT * FROM jobs_now ORDER BY jid")}
+            keys = await conn.fetch("SELECT tenant, idempotency_key, jid FROM idempotency_keys")
+            edges = await conn.fetch("SELECT parent, child FROM dag_edges")
+            found = await conn.fetch("SELECT jid, token, uri, digest, mime FROM artifacts")
+            quotas = await conn.fetch("SELECT tenant, job_type, config FROM quotas")
+            sources = await conn.fetch("SELECT tenant, host, config FROM sources")
+        for jid in (1, 2, 3):  # the view says what read_job says
+            read = await ledger.read_job(jid)
+            assert read is not None and tuple(now[jid]) == tuple(read.job)
+        assert (now[1]["state"], now[2]["lease_token"], now[3]["due"]) == (
+            states.SUCCEEDED, 12, 7_000,
+        )  # fmt: skip
+        assert [tuple(r) for r in keys] == [("t", "k1", 1)]
+        assert [tuple(r) for r in edges] == [(1, 2)]
+        assert [tuple(r) for r in found] == [
+            (1, 11, "cas://a", artifact["digest"], artifact["mime"])
+        ]
+        assert [(r[0], r[1], orjson.loads(r[2])) for r in quotas] == [
+            ("t", "scan", {"maxActive": 3})
+        ]
+        assert [(r[0], r[1], orjson.loads(r[2])) for r in sources] == [
+            ("t", "nvd.nist.gov", {"rate": 2.5})
+        ]
+    finally:
+        await ledger.close()
