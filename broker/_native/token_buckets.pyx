@@ -226,6 +226,23 @@ cdef class TokenBuckets:
         _refill(bucket, now)
         bucket.level = _capped(bucket.level, <int128>count * TB_MICRO, bucket.burst)
 
+    def restore(self, key, rate, paused_until, penalties):
+        """Put back a bucket's adaptive state (see the twin); False for an unknown key."""
+        cdef int64_t r = _ranged(rate, 0, _MAX_RATE, "rate must be 0..1e12 milli-tokens per second")
+        cdef int64_t until = _ranged(
+            paused_until, 0, INT64_MAX, "paused_until must be a non-negative int64"
+        )
+        cdef int64_t count = _ranged(
+            penalties, 0, INT64_MAX, "penalties must be a non-negative int64"
+        )
+        cdef Bucket* bucket = self._bucket(key)
+        if bucket == NULL:
+            return False
+        bucket.rate = min(r, bucket.configured)
+        bucket.paused_until = until
+        bucket.penalties = count
+        return True
+
     def penalise(self, key, now, retry_after=0):
         """Multiplicative decrease after an upstream 429; False for an unknown key."""
         # no saturating here: the deadline is visible in state()

@@ -162,6 +162,22 @@ class TokenBuckets:
         bucket.penalties += 1
         return True
 
+    def restore(self, key: int, rate: int, paused_until: int, penalties: int) -> bool:
+        """Put back a bucket's adaptive state as it was kept (across a restart): its
+        current rate (at most the configured one), pause and penalty count; the
+        tokens stay as they are. False for an unknown key."""
+        if rate < 0 or rate > _MAX_RATE:
+            raise ValueError("rate must be 0..1e12 milli-tokens per second")
+        _check(paused_until, "paused_until")
+        _check(penalties, "penalties")
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return False
+        bucket.rate = min(rate, bucket.configured)
+        bucket.paused_until = paused_until
+        bucket.penalties = penalties
+        return True
+
     def reward(self, key: int, n: int, now: int) -> bool:
         """Additive recovery after ``n`` successes; False for an unknown key."""
         if n < 0:

@@ -38,7 +38,7 @@ from .commands import (
 from .idempotency import IdempotencyKeys
 from .interner import Interner
 from .job import Job, JobMeta
-from .limits import FlowControl, Quota, Source
+from .limits import BucketState, FlowControl, Quota, Source
 from .recent import RecentJobs
 from .records import (
     Audited,
@@ -754,21 +754,40 @@ class Engine:
         return [Changed(now, [job], S.READY, "retried")]
 
     def take_incidents(self) -> list[Record]:
-        """Circuit breakers that opened since the last call, as audit records."""
+        """Since the last call: circuit breakers that opened, as audit records, and
+        slowed source buckets whose kept state changed, as ``bucket`` limit records."""
         records: list[Record] = []
-        for at, bkey in self.limits.incidents:
-            tid, jtype, sid = self.limits.breaker_parts(bkey)
-            target = f"{self.job_types.name(jtype)}@{self.limits.source_ids.name(sid)}"
+        limits = self.limits
+        for at, bkey in limits.incidents:
+            tid, jtype, sid = limits.breaker_parts(bkey)
+            target = f"{self.job_types.name(jtype)}@{limits.source_ids.name(sid)}"
             reason = "failure rate over the threshold"
             tenant = self.tenants.name(tid)
             records.append(Audited(at, tenant, "broker", "breaker.opened", target, reason, None))
-        self.limits.incidents.clear()
+        limits.incidents.clear()
+        seen: set[int] = set()
+        for at, skey in reversed(limits.bucket_changes):  # the newest state of each once
+            if skey not in seen:
+                seen.add(skey)
+                tid, host = limits.source_parts(skey)
+                state = limits.bucket_state(skey, at)
+                records.append(LimitChanged(at, "bucket", self.tenants.name(tid), host, state))
+        limits.bucket_changes.clear()
         return records
 
     def restore_limits(self, now: int, limits: Iterable[tuple[str, str, str, object]]) -> None:
-        """Put the limits a store kept back in force (before jobs are restored)."""
+        """Put the limits a store kept back in force (before jobs are restored); a
+        slowed bucket's kept state goes back after the sources it belongs to."""
+        kept = []
         for kind, tenant, name, config in limits:
-            self.set_limit(now, tenant, kind, name, config)
+            if kind == "bucket":
+                kept.append((tenant, name, config))
+            else:
+                self.set_limit(now, tenant, kind, name, config)
+        for tenant, host, state in kept:
+            assert isinstance(state, BucketState)
+            self.limits.restore_bucket(self.tenants.id(tenant), host, state)
+        self.limits.bucket_changes.clear()  # restoring changes nothing worth writing
 
     # -- internals ------------------------------------------------------------
     def enqueue(self, jobs: list[Job], front: bool = False) -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from .breakers import BreakerSettings, CircuitBreakers
 from .interner import Interner
@@ -97,6 +97,15 @@ class Source:
         if not self.blackouts:
             return 0
         return max((b.ends_after(now) for b in self.blackouts if b.covers(now)), default=0)
+
+
+class BucketState(NamedTuple):
+    """A source bucket's adaptive state, kept in the ledger while 429s hold it below
+    its configured rate, so that a restart does not forget an upstream's limit."""
+
+    rate: int  # milli-tokens per second
+    paused_until: int  # ms
+    penalties: int
 
 
 def _milli(rate: float) -> int:
@@ -182,6 +191,10 @@ class FlowControl:
         self.refused = 0  # jobs a claim found limited (counted for metrics)
         #: breakers that opened, (when, breaker key), for the engine's incident records
         self.incidents: list[tuple[int, int]] = []
+        #: source keys whose bucket 429s slowed: their adaptive state is kept in the ledger
+        self.slowed: set[int] = set()
+        #: (when, source key) whose kept state changed (slowed again, or let go), to record
+        self.bucket_changes: list[tuple[int, int]] = []
 
     @property
     def active(self) -> bool:
@@ -212,6 +225,7 @@ class FlowControl:
             self.sources.pop((tid, sid), None)
             self.source_rate.remove(key)
             self.source_slots.set_limit(key, _UNLIMITED)
+            self._let_go(now, key)
         else:
             known = self.sources.get((tid, sid))
             self.sources[(tid, sid)] = source
@@ -227,6 +241,7 @@ class FlowControl:
             self.parked_until[key] = now
 
     def _configure_rate(self, key: int, source: Source, now: int) -> None:
+        self._let_go(now, key)  # a new rate starts afresh
         rate = source.rate_at(now)
         if rate is None:
             self.source_rate.remove(key)
@@ -535,6 +550,7 @@ class FlowControl:
         self._release(now, slots, source_slots)
         for key, n in rewards.items():
             self.source_rate.reward(key, n, now)
+            self._recovered(now, key)
         for bkey, skey in verdicts:
             self._verdict(now, bkey, skey, "succeeded")
 
@@ -570,9 +586,12 @@ class FlowControl:
                 if self.parked_until.get(skey) == -1:
                     self.parked_until[skey] = now
             if outcome == "throttled":
-                self.source_rate.penalise(skey, now, retry_after_ms)
+                if self.source_rate.penalise(skey, now, retry_after_ms):
+                    self.slowed.add(skey)
+                    self.bucket_changes.append((now, skey))
             elif outcome == "succeeded":
                 self.source_rate.reward(skey, 1, now)
+                self._recovered(now, skey)
         # a success for a key with no breaker stored changes nothing (see CircuitBreakers.record)
         if bkey >= 0 and (outcome != "succeeded" or bkey in self.breakers):
             self._verdict(now, bkey, skey, outcome)
@@ -590,11 +609,40 @@ class FlowControl:
             if park in self.parked_until:
                 self.parked_until[park] = now  # closed: its parked jobs may go at once
 
+    # -- adaptive state kept across restarts ------------------------------------------
+    def bucket_state(self, skey: int, now: int) -> BucketState | None:
+        """What the ledger keeps of a slowed bucket (None: nothing, it is not slowed)."""
+        state = self.source_rate.state(skey, now) if skey in self.slowed else None
+        return None if state is None else BucketState(state[1], state[4], state[5])
+
+    def restore_bucket(self, tid: int, host: str, kept: BucketState) -> None:
+        """Put a kept adaptive state back (after the source's limit was restored)."""
+        key = self.source_key(tid, host)
+        if key >= 0 and self.source_rate.restore(key, *kept):
+            self.slowed.add(key)
+
+    def _recovered(self, now: int, key: int) -> None:
+        """Back at its configured rate and not paused: nothing left to keep."""
+        if key in self.slowed:
+            state = self.source_rate.state(key, now)
+            if state is None or (state[1] >= state[0] and state[4] <= now):
+                self._let_go(now, key)
+
+    def _let_go(self, now: int, key: int) -> None:
+        if key in self.slowed:
+            self.slowed.discard(key)
+            self.bucket_changes.append((now, key))
+
     # -- waking ---------------------------------------------------------------------
     def next_wakeup(self) -> int:
         times = [t for t in self.held.values() if t >= 0]
         times += [t for k, t in self.parked_until.items() if t >= 0 and self.parked.get(k)]
         return min(times, default=-1)
+
+    def source_parts(self, skey: int) -> tuple[int, str]:
+        """(tenant id, host) of a source key."""
+        tid, sid = _unpack(skey)
+        return tid, self.source_ids.name(sid)
 
     def breaker_parts(self, bkey: int) -> tuple[int, int, int]:
         """(tenant, job type, source id) of a breaker key."""

@@ -187,6 +187,7 @@ class Broker:
             )
             if grant.jobs:
                 self.counters["claimed"] += len(grant.jobs)
+                self._note_limits(records)  # an expired throttle lets a slowed bucket go
                 self.flusher.add(records)
                 self.ticker.poke(min(grant.deadlines))
                 return grant
@@ -214,8 +215,7 @@ class Broker:
         self.refuse_if_saturated()
         self.ticker.tick()  # an ack after the lease deadline is a conflict, reaper or not
         replies, records = self.engine.ack(self.clock.now_ms(), tenant, items)
-        if self.engine.limits.incidents:
-            records.extend(self.engine.take_incidents())
+        self._note_limits(records)
         self.counters["acked"] += len(items)
         self.after(records)
         await self.flusher.commit(records)
@@ -228,8 +228,7 @@ class Broker:
         self.refuse_if_saturated()
         self.ticker.tick()
         replies, records = self.engine.complete(self.clock.now_ms(), tenant, jids, tokens)
-        if self.engine.limits.incidents:
-            records.extend(self.engine.take_incidents())
+        self._note_limits(records)
         self.counters["acked"] += len(jids)
         if len(records) > 1 or self.engine.limits.active:  # children claimable, slots freed
             self.after(records)
@@ -253,6 +252,7 @@ class Broker:
             Audited(now, tenant, audit.actor, audit.action, audit.target, audit.reason,
                     audit.ticket),
         ]  # fmt: skip
+        self._note_limits(records)  # a new rate lets a slowed bucket's kept state go
         self._wake_if_lifted()
         await self.flusher.commit(records)
 
@@ -328,6 +328,12 @@ class Broker:
             raise Backpressure(
                 f"ledger backlog is full ({self.flusher.backlog} rows waiting); retry shortly"
             )
+
+    def _note_limits(self, records: list[Record]) -> None:
+        """Add the engine's pending incidents and slowed-bucket states to ``records``."""
+        limits = self.engine.limits
+        if limits.incidents or limits.bucket_changes:
+            records.extend(self.engine.take_incidents())
 
     def _records_from_ticker(self, records: list[Record]) -> None:
         self.flusher.add([*records, *self.engine.take_incidents()])

@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from ..engine.limits import Blackout, Quota, Source
+from ..engine.limits import Blackout, BucketState, Quota, Source
 
 
 def quota_json(quota: Quota) -> dict[str, Any]:
@@ -55,6 +55,11 @@ def encode_limit(kind: str, config: object) -> bytes | None:
     if kind == "source":
         assert isinstance(config, Source)
         return orjson.dumps(source_json(config))
+    if kind == "bucket":  # a slowed source bucket's adaptive state, kept by the broker
+        assert isinstance(config, BucketState)
+        return orjson.dumps(
+            {"rate": config.rate, "pausedUntil": config.paused_until, "penalties": config.penalties}
+        )
     return orjson.dumps({"weight": config})
 
 
@@ -66,4 +71,6 @@ def decode_limit(kind: str, raw: bytes | None) -> object:
         return quota_from(data)
     if kind == "source":
         return source_from(data)
+    if kind == "bucket":
+        return BucketState(int(data["rate"]), int(data["pausedUntil"]), int(data["penalties"]))
     return int(data["weight"])

@@ -976,3 +976,31 @@ async def test_fairness_weight_is_set_and_audited(api: Api) -> None:
         await operate(api, "PUT", FAIRNESS, {"weight": weight})
     assert engine.ready.weight(engine.tenants.find(TENANT)) == 1000
     assert engine.ready.weight(engine.tenants.id(OTHER)) == 1
+
+
+async def test_a_slowed_source_stays_slowed_after_a_restart(api: Api, aiohttp_client: Any) -> None:
+    """A 429's cut rate, pause and penalty count are kept in the ledger: a restart
+    does not hammer an upstream that just said "too many"."""
+    await operate(api, "PUT", f"{SOURCES}/{HOST}", {"rate": 10, "burst": 10})
+    await api.submit(*[fetch() for _ in range(3)])
+    claimed = await take(api, 3)
+    too_many = {"class": "http_429", "retryable": True, "retryAfterSeconds": 30}
+    await api.ack(*[done(j, "failed", error=too_many) for j in claimed[:2]])
+    slowed = await source_view(api)
+    kept = {k: slowed[k] for k in ("rate", "configuredRate", "penalties", "penaltyUntil")}
+    assert kept == {
+        "rate": 6.4,  # 10 cut to 4/5, twice
+        "configuredRate": 10.0,
+        "penalties": 2,
+        "penaltyUntil": rfc3339(NOW_MS + 30_000),
+    }
+    await api.broker.stop()
+    broker = Broker(api.ledger, ServiceSettings(), api.clock)
+    await broker.start()
+    try:
+        app = make_app(broker, Authenticator(api.keys), ApiSettings())
+        again = Api(await aiohttp_client(app), app, broker, api.clock, api.ledger, api.keys)
+        view = await source_view(again)
+        assert {k: view[k] for k in kept} == kept
+    finally:
+        await broker.stop()

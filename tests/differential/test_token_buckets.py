@@ -121,6 +121,10 @@ class BucketsMachine(RuleBasedStateMachine):
     def reward(self, key: int, n: int, at: Any) -> None:
         self.same("reward", key, n, self.when(at))
 
+    @rule(key=ANY_KEY, rate=RATES, until=PAUSES, penalties=st.sampled_from([0, 1, 7, -1, 2**63]))
+    def restore(self, key: int, rate: int, until: int, penalties: int) -> None:
+        self.same("restore", key, rate, until, penalties)
+
     @invariant()
     def agree(self) -> None:
         assert len(self.native) == len(self.twin)

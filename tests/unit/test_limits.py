@@ -194,3 +194,31 @@ def test_in_flight_never_exceeds_the_limits(kernels: object, ops) -> None:
             quota = n + 1
             engine.set_limit(now, T, "quota", "fetch", Quota(max_active=quota))
         assert engine.consistency_errors() == []
+
+
+def test_a_slowed_bucket_is_kept_until_it_recovers(
+    engine: Engine, new_engine: Callable[..., Engine]
+) -> None:
+    """Each 429 records the bucket's adaptive state; once successes bring it back to
+    its configured rate the kept state is let go (a record with no state)."""
+    engine.set_limit(0, T, "source", HOST, Source(rate=10.0, burst=100))
+    engine.submit(0, T, sourced(40))
+    leases = claim(engine, 1, 40)
+    first = dict(list(leases.items())[:1])
+    ack(engine, 2, first, "failed", throttled=True)
+    (kept,) = engine.take_incidents()
+    assert (kept.kind, kept.tenant, kept.name) == ("bucket", T, HOST)
+    assert kept.config == (8_000, 2, 1)  # rate in milli-tokens/s, paused until, penalties
+    restarted = new_engine(EngineSettings(retry_base_ms=10, retry_cap_ms=10))
+    restarted.restore_limits(3, [("source", T, HOST, Source(rate=10.0, burst=100)),
+                                 ("bucket", T, HOST, kept.config)])  # fmt: skip
+    assert restarted.limits_of(T, "source") == engine.limits_of(T, "source")
+    key = restarted.limits.source_key(restarted.tenants.find(T), HOST)
+    assert restarted.limits.source_rate.state(key, 3)[1] == 8_000  # type: ignore[index]
+    assert restarted.take_incidents() == []  # restoring writes nothing
+    rest = dict(list(leases.items())[1:])
+    records = []
+    for jid, token in rest.items():  # 1 % of the configured rate back per success
+        ack(engine, 4, {jid: token})
+        records += engine.take_incidents()
+    assert [r.config for r in records] == [None]  # let go once back at 10/s
