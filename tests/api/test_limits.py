@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -106,6 +108,19 @@ async def quota_views(api: Api) -> dict[str, dict[str, Any]]:
     status, body = await api.get(QUOTAS, scopes="orch:read")
     assert status == 200, body
     return {q["jobType"]: q for q in body["quotas"]}
+
+
+@asynccontextmanager
+async def restarted(api: Api, aiohttp_client: Any) -> AsyncIterator[Api]:
+    """``api``'s broker stopped, and a new one started on the same ledger and clock."""
+    await api.broker.stop()
+    broker = Broker(api.ledger, ServiceSettings(), api.clock)
+    await broker.start()
+    try:
+        app = make_app(broker, Authenticator(api.keys), ApiSettings())
+        yield Api(await aiohttp_client(app), app, broker, api.clock, api.ledger, api.keys)
+    finally:
+        await broker.stop()
 
 
 async def audit_entries(api: Api, tenant: str = TENANT) -> list[dict[str, Any]]:
@@ -951,16 +966,9 @@ async def test_slots_in_use_are_counted_again_after_a_restart(
     await operate(api, "PUT", f"{QUOTAS}/scan", {"maxActive": 2})
     await api.submit(*[job() for _ in range(4)])
     assert len(await api.claim(["scan"], 10, leaseSeconds=LEASE_S)) == 2
-    await api.broker.stop()
-    broker = Broker(api.ledger, ServiceSettings(), api.clock)
-    await broker.start()
-    try:
-        app = make_app(broker, Authenticator(api.keys), ApiSettings())
-        again = Api(await aiohttp_client(app), app, broker, api.clock, api.ledger, api.keys)
+    async with restarted(api, aiohttp_client) as again:
         assert (await quota_views(again))["scan"]["inFlight"] == 2
         assert await again.claim(["scan"], 10) == []
-    finally:
-        await broker.stop()
 
 
 # -- 11. fairness weight -----------------------------------------------------------------------
@@ -994,13 +1002,6 @@ async def test_a_slowed_source_stays_slowed_after_a_restart(api: Api, aiohttp_cl
         "penalties": 2,
         "penaltyUntil": rfc3339(NOW_MS + 30_000),
     }
-    await api.broker.stop()
-    broker = Broker(api.ledger, ServiceSettings(), api.clock)
-    await broker.start()
-    try:
-        app = make_app(broker, Authenticator(api.keys), ApiSettings())
-        again = Api(await aiohttp_client(app), app, broker, api.clock, api.ledger, api.keys)
+    async with restarted(api, aiohttp_client) as again:
         view = await source_view(again)
         assert {k: view[k] for k in kept} == kept
-    finally:
-        await broker.stop()
