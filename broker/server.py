@@ -48,6 +48,9 @@ class Server:
             self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
 
     async def stop(self) -> None:
+        # end the event streams first: an open one would hold the HTTP shutdown until
+        # its timeout, and with it the final flush
+        self.broker.events.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -39,6 +39,7 @@ cdef extern from "Python.h":
 
 cdef uint64_t _TS = (1ULL << 48) - 1
 cdef Py_ssize_t _CACHE_MAX = 65_536  # encoded names and backoffs kept between calls
+_TOKEN_MAX = (1 << 64) - 1
 cdef uint64_t _RAND_B = (1ULL << 62) - 1
 cdef const char *_HEX = b"0123456789abcdef"
 _sha256 = hashlib.sha256
@@ -88,6 +89,16 @@ cdef inline void _job_id(string &out, uint64_t created, uint64_t jid):
     _hex(out, lo >> 48, 4)
     out.push_back(c'-')
     _hex(out, lo & 0xFFFFFFFFFFFF, 12)
+
+
+cdef bytes _backoff(dict cache, object ms):
+    """The retry hint's seconds as orjson writes ``ms / 1000``, kept by ``ms``."""
+    found = cache.get(ms)
+    if found is None:
+        if len(cache) >= _CACHE_MAX:
+            cache.clear()
+        found = cache[ms] = _dumps(ms / 1000)
+    return <bytes>found
 
 
 cdef bytes _encoded(dict cache, object text):
@@ -149,13 +160,15 @@ cdef class Wire:
         cdef string out
         cdef char until[40]
         cdef int until_len = 0
-        cdef int64_t until_ms = -1, deadline
+        cdef int64_t until_ms = 0, deadline
+        cdef bint have_until = False
         cdef unsigned char *digest
         cdef unsigned char sha[32]
         cdef Py_ssize_t i, k
         cdef int64_t created, jid, attempt, max_attempts, priority, jtype, tenant
         cdef dict names = self._names
-        cdef int64_t last_attempt = -1
+        cdef int64_t last_attempt = 0
+        cdef bint have_attempt = False
         cdef bytes backoff = b""
         cdef bytes payload, hashed
         out.reserve(n * 420 + 2)
@@ -183,15 +196,19 @@ cdef class Wire:
                 payload = <bytes?>job.payload
                 meta = job.meta
             deadline = deadlines[i]
-            if deadline != until_ms:
+            if not have_until or deadline != until_ms:
                 until_len = self._rfc3339(until, deadline)
                 until_ms = deadline
+                have_until = True
             if i:
                 out.push_back(c',')
             out.append(b'{"jobId":"')
             _job_id(out, <uint64_t>created, <uint64_t>jid)
             out.append(b'","leaseId":"')
-            _hex(out, <uint64_t>tokens[i], 16)
+            token = tokens[i]
+            if not 0 <= token <= _TOKEN_MAX:
+                raise ValueError("claimed(): a lease token is not a 64-bit unsigned int")
+            _hex(out, <uint64_t>token, 16)
             out.append(b'","leaseUntil":"')
             out.append(until, until_len)
             out.append(b'","attempt":')
@@ -228,9 +245,10 @@ cdef class Wire:
                 out.push_back(_HEX[digest[k] >> 4])
                 out.push_back(_HEX[digest[k] & 0xF])
             out.append(b'","retryHint":{"backoffSeconds":')
-            if attempt != last_attempt:  # a claim's jobs are mostly on the same attempt
-                backoff = _encoded(self._seconds, ceiling(attempt) / 1000)
+            if not have_attempt or attempt != last_attempt:  # mostly one attempt per claim
+                backoff = _backoff(self._seconds, ceiling(attempt))
                 last_attempt = attempt
+                have_attempt = True
             _raw(out, backoff)
             out.append(b'}}')
         out.push_back(c']')

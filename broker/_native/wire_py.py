@@ -82,6 +82,8 @@ class Wire:
         ``ceiling(attempt)`` is the attempt's largest backoff in ms (the retry hint)."""
         out = []
         for job, token, deadline in zip(jobs, tokens, deadlines, strict=True):
+            if not 0 <= token < 1 << 64:
+                raise ValueError("claimed(): a lease token is not a 64-bit unsigned int")
             meta = job.meta
             out.append(
                 {

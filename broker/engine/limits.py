@@ -279,7 +279,7 @@ class FlowControl:
             skey = source_keys.get((job.tenant, host))
             if skey is None:
                 skey = source_keys[(job.tenant, host)] = self.source_key(job.tenant, host)
-            if skey in parked_until:
+            if skey >= 0 and skey in parked_until:  # -1: no source (a breaker park key can be -1)
                 self._park(skey, job)
                 continue
             bpark = _breaker_park(skey, job.jtype)  # meaningful only with a source

@@ -93,6 +93,7 @@ class Broker:
         """Load state and start the background services; the port opens after this."""
         await self.ledger.open()
         self.epoch = await self.ledger.begin_epoch()
+        self.events.begin(self.epoch)
         retention = self.settings.engine.idempotency_retention_ms
         started = time.monotonic()
         log.info("loading live state from %s", self.ledger.url)

@@ -6,10 +6,12 @@ the audit rows, a run's new status from the run rows. So a subscriber never
 hears of something a crash could still take back, and the hot path (claims,
 acks) publishes nothing per job.
 
-Each event gets the next id of this process. The newest ``ring`` events are
-kept, so a client that reconnects with ``Last-Event-ID`` gets what it missed
-if it was away only briefly; older than that, it starts from now (its
-``resumed`` flag says whether nothing was lost). A subscriber that falls
+Event ids grow across restarts: they start at the broker's boot epoch shifted
+left by 40 bits (``begin``), so an id from an earlier process is always below
+every id of this one. The newest ``ring`` events are kept, so a client that
+reconnects with ``Last-Event-ID`` gets what it missed if it was away only
+briefly; otherwise (away too long, or since a restart) it starts from now,
+and its ``resumed`` flag says whether nothing was lost. A subscriber that falls
 ``queue`` events behind is cut off rather than buffered without bound; it
 reconnects and resumes from the ring.
 """
@@ -24,6 +26,7 @@ from typing import Any
 from ..store import AuditRow, FlushBatch, RunRow
 
 INCIDENT_ACTIONS = frozenset({"breaker.opened"})
+EPOCH_SHIFT = 40  # event ids: boot epoch above, this boot's count below
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +82,13 @@ class EventHub:
         self._subscribers: dict[str, set[Subscription]] = {}
         self._next_id = 1
         self.published = 0
+        self.closed = False
+
+    def begin(self, epoch: int) -> None:
+        """Start this process's ids above every id an earlier boot handed out."""
+        self._next_id = (epoch << EPOCH_SHIFT) + 1
+        self._ring.clear()
+        self.closed = False
 
     def __len__(self) -> int:
         """Live subscriptions."""
@@ -87,14 +97,18 @@ class EventHub:
     def subscribe(self, tenant: str, last_id: int | None = None) -> Subscription:
         """Events of ``tenant`` from now on; with ``last_id``, first those after it
         that the ring still holds."""
-        missed = [e for e in self._ring if last_id is not None and e.id > last_id]
         oldest = self._ring[0].id if self._ring else self._next_id
         # nothing was lost when the ring still reaches back to the event after last_id
-        resumed = last_id is not None and last_id + 1 >= oldest
+        # (and last_id is one of ours: not from an earlier boot, not from the future)
+        resumed = last_id is not None and oldest <= last_id + 1 <= self._next_id
         sub = Subscription(self, tenant, self._queue_size, resumed)
-        for event in missed:
-            if event.tenant == tenant:
-                sub.offer(event)
+        if self.closed:  # the broker is stopping: the stream ends at once
+            sub.offer(None)
+            return sub
+        if resumed:
+            for event in self._ring:
+                if event.id > last_id and event.tenant == tenant:  # type: ignore[operator]
+                    sub.offer(event)
         self._subscribers.setdefault(tenant, set()).add(sub)
         return sub
 
@@ -122,7 +136,8 @@ class EventHub:
             self._run(run)
 
     def close(self) -> None:
-        """End every subscription (the broker is stopping)."""
+        """End every subscription, and any made from now on (the broker is stopping)."""
+        self.closed = True
         for subs in list(self._subscribers.values()):
             for sub in list(subs):
                 sub.offer(None)

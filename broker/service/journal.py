@@ -138,7 +138,7 @@ class Journal:
             if hold_from is not None and jid not in new:
                 first = events[0]
                 if (
-                    not first.finished and first.leased_at > hold_from
+                    not first.finished and first.leased_at and first.leased_at > hold_from
                     if len(events) == 1
                     else _only_fresh_claims(events, hold_from)
                 ):

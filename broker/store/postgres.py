@@ -53,6 +53,7 @@ _MIGRATION = re.compile(r"(\d{4})_[a-z0-9_]+\.sql\Z")
 #: the floor passes a window's live jobs (as stragglers) only when they are this rare in it
 STRAGGLERS_PER_WINDOW = 0.01
 PURGE_WINDOWS = 10  # windows a purge call looks through for jobs past their retention
+_UNKNOWN_FLOOR = -1  # the cached floor after a failed compaction: read it again first
 
 
 def migrations() -> list[tuple[int, str, str]]:
@@ -112,6 +113,9 @@ class PostgresLedger(Ledger):
         return self._pool
 
     async def apply(self, batch: FlushBatch) -> None:
+        if self._floor == _UNKNOWN_FLOOR:
+            async with self._db().acquire() as conn:
+                self._floor = int(await conn.fetchval(_Q["get_floor"]))
         history, revived = _history_records(batch.history, self._floor)
         async with self._db().acquire() as conn, conn.transaction():
             if batch.inserts:
@@ -144,25 +148,34 @@ class PostgresLedger(Ledger):
     async def compact(self, limit: int) -> int:
         """Account for up to ``limit`` history rows (the watermark ``unfolded`` counts
         from) and move the live floor up over up to ``limit`` jobs. Writes no job row."""
-        async with self._db().acquire() as conn, conn.transaction():
-            start = await conn.fetchval(_Q["folded_upto"])
-            last = await conn.fetchval(_Q["last_seq"])
-            end = min(last, start + limit)
-            if end > start:
-                await conn.execute(_Q["set_folded"], end)
-            floor = await self._move_floor(conn, limit)
+        try:
+            async with self._db().acquire() as conn, conn.transaction():
+                start = await conn.fetchval(_Q["folded_upto"])
+                last = await conn.fetchval(_Q["last_seq"])
+                end = min(last, start + limit)
+                if end > start:
+                    await conn.execute(_Q["set_folded"], end)
+                floor = await self._move_floor(conn, limit)
+        except BaseException:
+            # the floor may have moved or not (a commit whose answer was lost): the next
+            # flush reads it again before it decides which jobs a replay brought back
+            self._floor = _UNKNOWN_FLOOR
+            raise
         self._floor = floor
         return max(0, int(end - start))  # a purge may have taken the newest rows
 
     async def _move_floor(self, conn: Any, limit: int) -> int:
-        """The floor after one step up (stragglers that finished are let go first)."""
+        """The floor after one step up (stragglers that finished are let go first).
+        It starts from the floor as stored, not as cached: a commit whose answer was
+        lost may have moved it."""
         finished = [jid for jid, state in await conn.fetch(_Q["straggler_states"])
                     if state is None or state in TERMINAL]  # fmt: skip
         if finished:
             await conn.execute(_Q["drop_stragglers"], finished)
-        window = await conn.fetch(_Q["floor_window"], self._floor, limit)
+        stored = int(await conn.fetchval(_Q["get_floor"]))
+        window = await conn.fetch(_Q["floor_window"], stored, limit)
         if not window:
-            return self._floor
+            return stored
         live = [jid for jid, state in window if state not in TERMINAL]
         if not live:
             floor = window[-1][0] + 1
@@ -171,7 +184,7 @@ class PostgresLedger(Ledger):
             floor = window[-1][0] + 1
         else:  # mostly live (a backlog, jobs in flight): stop at the first
             floor = live[0]
-        if floor != self._floor:
+        if floor != stored:
             await conn.execute(_Q["set_floor"], floor)
         return int(floor)
 
@@ -200,7 +213,7 @@ class PostgresLedger(Ledger):
                         live.append(row)
                         if progress is not None and len(live) % PROGRESS_EVERY == 0:
                             progress(len(live))
-            live.sort()
+            live = sorted({row.jid: row for row in live}.values())  # a straggler may be both
             keyed = [
                 row
                 for row in (
@@ -270,16 +283,18 @@ class PostgresLedger(Ledger):
 
     async def purge(self, before: int, limit: int) -> int:
         """Sweep the jobs in job-number order, a window at a time, deleting the
-        finished ones last changed before ``before``; at the end, start over."""
+        finished ones last changed before ``before``; at the end of what can be due,
+        start over. Job numbers follow creation time, so once a window starts with a
+        job created at or after ``before``, nothing further on can be due yet."""
         doomed: list[int] = []
         async with self._db().acquire() as conn, conn.transaction():
             start = self._purge_from
             for _ in range(PURGE_WINDOWS):
                 window = await conn.fetch(_Q["purge_window"], start, limit)
-                if not window:
-                    start = 0  # swept to the end: the next call starts over
+                if not window or window[0][3] >= before:
+                    start = 0  # swept all that can be due: the next call starts over
                     break
-                doomed += [jid for jid, state, changed in window
+                doomed += [jid for jid, state, changed, _ in window
                            if state in TERMINAL and changed < before]  # fmt: skip
                 start = window[-1][0] + 1
                 if len(doomed) >= limit:

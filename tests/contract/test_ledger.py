@@ -281,7 +281,9 @@ async def test_load_live_brings_back_runs_with_live_jobs(ledger: Ledger) -> None
 # -- retention --------------------------------------------------------------------------
 async def test_purge_deletes_old_finished_folded_jobs_only(ledger: Ledger) -> None:
     await ledger.apply(FlushBatch(
-        inserts=[job(1), job(2), job(3), job(4, state=states.DEAD, updated=50), job(5)],
+        # created long before the cutoff, as jobs that finished before it must have been
+        inserts=[job(1, created=10), job(2, created=10), job(3, created=10),
+                 job(4, state=states.DEAD, created=10, updated=50), job(5, created=10)],
         members=[("r", 1)],
         runs=[run("r", 1)],
     ))  # fmt: skip

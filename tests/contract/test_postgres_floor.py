@@ -136,3 +136,23 @@ async def test_views_show_current_state_keys_edges_artifacts_and_limits(schema: 
         ]
     finally:
         await ledger.close()
+
+
+async def test_the_retention_sweep_starts_over_before_young_jobs(schema: str) -> None:
+    """Job numbers follow creation time: once the sweep reaches jobs created after the
+    cutoff it starts over, so jobs that come due later are found on the next pass."""
+    ledger = PostgresLedger(POSTGRES, schema=schema)
+    await ledger.open()
+    try:
+        old = [job(i, created=100) for i in range(1, 21)]
+        young = [job(i, created=900) for i in range(21, 31)]
+        await ledger.apply(FlushBatch(inserts=old + young))
+        await ledger.apply(FlushBatch(history=[
+            finished(i, i, 150 if i <= 20 else 950, "succeeded", states.SUCCEEDED)
+            for i in range(1, 31)
+        ]))  # fmt: skip
+        assert [await ledger.purge(before=500, limit=5) for _ in range(5)] == [5, 5, 5, 5, 0]
+        assert await ledger.purge(before=1_000, limit=100) == 10  # from the start again
+        assert (await ledger.load_live(0)).next_jid == 31
+    finally:
+        await ledger.close()

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -457,3 +458,19 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+async def test_stopping_the_server_ends_open_event_streams_at_once(tmp_path: Path) -> None:
+    """An open SSE stream must not hold the shutdown (and its final flush) until
+    aiohttp's handler timeout: the streams end first."""
+    server = Server(config(tmp_path))
+    await server.start()
+    token = issue_token(server.keys, TENANT, "orch:read")
+    headers = {"Authorization": f"Bearer {token}"}
+    url = f"{server.url}/api/v1/orchestrator/events"
+    async with aiohttp.ClientSession() as http, http.get(url, headers=headers) as reply:
+        assert reply.status == 200
+        await reply.content.readuntil(b"\n\n")  # the stream is open
+        stopping = asyncio.create_task(server.stop())
+        assert await asyncio.wait_for(reply.content.read(), 10) == b""  # ended
+        await asyncio.wait_for(stopping, 10)

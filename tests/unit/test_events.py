@@ -69,3 +69,23 @@ async def test_closing_the_hub_ends_every_subscription() -> None:
     for sub in subs:
         with pytest.raises(EOFError):
             await sub.next(0.1)
+
+
+async def test_ids_grow_across_restarts_and_an_old_boots_id_does_not_resume() -> None:
+    hub = EventHub()
+    hub.begin(epoch=1)
+    old = hub.publish("a", "operator", 1, {}).id
+    hub.begin(epoch=2)  # the next boot
+    new = hub.publish("a", "operator", 2, {}).id
+    assert new > old
+    assert not hub.subscribe("a", last_id=old).resumed  # what happened in between is unknown
+    assert hub.subscribe("a", last_id=new).resumed
+    assert not hub.subscribe("a", last_id=new + 5).resumed  # not an id of ours
+
+
+async def test_a_subscription_after_close_ends_at_once() -> None:
+    hub = EventHub()
+    hub.close()
+    with pytest.raises(EOFError):
+        await hub.subscribe("a").next(0.1)
+    assert len(hub) == 0

@@ -153,3 +153,17 @@ def test_a_batch_of_successes_recovers_a_slowed_source_as_one_by_one_would() -> 
     cut = 100_000 * 800 // 1000  # the 429's multiplicative decrease
     assert batched.source_rate.state(key, 3)[1] > cut  # type: ignore[index]
     assert snapshot(batched, 3) == snapshot(reference, 3)
+
+
+def test_a_job_without_a_source_is_not_held_by_a_breaker_park() -> None:
+    """The park key of the breaker on (first tenant, first host, first job type) is -1,
+    which is also "no source": a job with no source host must not wait behind it."""
+    for fc in (FlowControl(_native, TWITCHY), JobByJob(_native, TWITCHY)):
+        fc.set_source(0, "a.example", Source(rate=10.0), 0)
+        fc.due(0)
+        key = fc.source_key(0, "a.example")
+        assert key == 0
+        fc.parked_until[-1] = 10_000  # as an open breaker on (key 0, job type 0) parks
+        job = Job(1, 0, 0, 5, 5, 30_000, 0, 0, b"", None, 2)
+        assert fc.admit(1, [job], lambda back: None) == [job]
+        assert not fc.parked

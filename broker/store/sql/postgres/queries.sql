@@ -192,9 +192,10 @@ DELETE FROM limits WHERE kind = $1 AND tenant = $2 AND name = $3
 SELECT kind, tenant, name, config, updated FROM limits ORDER BY kind, tenant, name
 
 -- name: purge_window
--- the next $2 jobs from job number $1 on: each one's state and last change, now
-WITH j AS (SELECT jid, state, updated FROM jobs WHERE jid >= $1 ORDER BY jid LIMIT $2)
-SELECT j.jid, COALESCE(h.state, j.state), COALESCE(h.at, j.updated)
+-- the next $2 jobs from job number $1 on: each one's state and last change now, and when
+-- it was created
+WITH j AS (SELECT jid, state, updated, created FROM jobs WHERE jid >= $1 ORDER BY jid LIMIT $2)
+SELECT j.jid, COALESCE(h.state, j.state), COALESCE(h.at, j.updated), j.created
   FROM j LEFT JOIN (
        SELECT DISTINCT ON (jid) jid, state, at FROM history
         WHERE jid >= $1 AND jid <= (SELECT max(jid) FROM j)

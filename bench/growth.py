@@ -1,0 +1,136 @@
+"""How cost grows with work: claim + complete per job, memory per queued job, recovery time.
+
+    python -m bench.growth [--queued 1000,100000,1000000,10000000]
+                           [--recovered 10000,100000,1000000] [--plot growth.png]
+
+For each queue depth, a fresh subprocess (native kernels) fills an engine and
+reports the RSS it grew by (per job: the bookkeeping of a queued job, payloads
+sharing one empty bytes object), then times rounds of claim 100 + complete 100
+(each refilled by 100 untimed submissions, so the depth stays put) and reports
+the median per job. Recovery is ``bench.recovery`` at each live-job count (a
+fresh Postgres database, ``Broker.start()`` timed). Prints a Markdown table and,
+with ``--plot``, draws the three curves on log-scaled job counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+ROUNDS = 2_000
+BATCH = 100
+MEMORY_FROM = 100_000  # below this, RSS moves in steps too coarse for a per-job figure
+
+
+def _sizes(text: str) -> list[int]:
+    return [int(part.replace("_", "")) for part in text.split(",") if part]
+
+
+def measure_queue(queued: int) -> dict[str, float]:
+    """In this process: RSS growth per queued job and claim+complete µs per job."""
+    from bench.engine_setup import JOB_TYPE, SPEC, TENANT, filled_engine
+    from bench.memory_per_job import rss_bytes
+
+    gc.collect()
+    before = rss_bytes()
+    engine = filled_engine("native", queued)
+    gc.collect()
+    grown = rss_bytes() - before
+    refill = [SPEC] * BATCH
+    took = []
+    for now in range(1, ROUNDS + 1):
+        engine.submit(now, TENANT, refill)
+        t0 = time.perf_counter()
+        grant, _ = engine.claim(now, TENANT, "worker-1", [JOB_TYPE], BATCH, 30_000)
+        engine.complete(now, TENANT, [job.jid for job in grant.jobs], grant.tokens)
+        took.append(time.perf_counter() - t0)
+        assert len(grant.jobs) == BATCH
+    return {
+        "queued": queued,
+        "bytes_per_job": round(grown / queued, 1),
+        "us_per_job": round(statistics.median(took) / BATCH * 1e6, 3),
+        "us_per_job_min": round(min(took) / BATCH * 1e6, 3),
+    }
+
+
+def queue_figures(queued: int) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.growth", "--child", str(queued)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return dict(json.loads(out.stdout))
+
+
+def plot(path: str, queues: list[dict[str, float]], recoveries: list[tuple[int, float]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    depth = [q["queued"] for q in queues]
+    axes[0].plot(depth, [q["us_per_job"] for q in queues], "o-", label="median")
+    axes[0].plot(depth, [q["us_per_job_min"] for q in queues], "o--", label="min")
+    axes[0].set(xscale="log", xlabel="queued jobs", ylabel="µs per job", ylim=(0, None),
+                title="engine claim + complete, batch 100")  # fmt: skip
+    axes[0].legend()
+    sized = [q for q in queues if q["queued"] >= MEMORY_FROM]
+    axes[1].plot([q["queued"] for q in sized], [q["bytes_per_job"] for q in sized], "o-")
+    axes[1].set(xscale="log", xlabel="queued jobs", ylabel="bytes per job", ylim=(0, None),
+                title="memory per queued job (RSS)")  # fmt: skip
+    if recoveries:
+        axes[2].plot([n for n, _ in recoveries], [s for _, s in recoveries], "o-")
+    axes[2].set(xscale="log", yscale="log", xlabel="live jobs", ylabel="seconds",
+                title="recovery on Postgres (Broker.start)")  # fmt: skip
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--queued", type=_sizes, default=[1_000, 100_000, 1_000_000, 10_000_000])
+    parser.add_argument("--recovered", type=_sizes, default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--store", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--plot", help="PNG file for the three curves")
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        print(json.dumps(measure_queue(args.child)))
+        return
+    from bench.recovery import recovery_seconds
+
+    queues = []
+    for queued in args.queued:
+        print(f"… {queued:,} queued", file=sys.stderr)
+        queues.append(queue_figures(queued))
+    recoveries = []
+    for live in args.recovered:
+        print(f"… recovering {live:,} live jobs", file=sys.stderr)
+        recoveries.append((live, asyncio.run(recovery_seconds(live, args.store))))
+    base = queues[0]["us_per_job"]
+    print("| queued jobs | claim+complete µs/job (median) | (min) | vs the smallest | bytes/job |")
+    print("| ---: | ---: | ---: | ---: | ---: |")
+    for q in queues:
+        size = q["bytes_per_job"] if q["queued"] >= MEMORY_FROM else "—"
+        print(f"| {q['queued']:,} | {q['us_per_job']} | {q['us_per_job_min']} |"
+              f" {q['us_per_job'] / base:.2f}x | {size} |")  # fmt: skip
+    print()
+    print("| live jobs | recovery s | jobs/s |")
+    print("| ---: | ---: | ---: |")
+    for live, seconds in recoveries:
+        print(f"| {live:,} | {seconds:.2f} | {live / seconds:,.0f} |")
+    if args.plot:
+        plot(args.plot, queues, recoveries)
+        print(f"\nplotted {args.plot}")
+
+
+if __name__ == "__main__":
+    main()
