@@ -11,9 +11,10 @@ written (batches must land in order); meanwhile new records keep gathering
 in the journal, and once the backlog passes its bound the broker refuses
 new durable work with BACKPRESSURE instead of growing without limit.
 
-Writes only append; folding history into the jobs table (``compact``) runs
-here too, in bounded steps, whenever there is nothing to flush, or between
-flushes once the unfolded history passes ``fold_threshold`` rows.
+Writes only append; the ledger's upkeep (``compact``: folding history into the
+jobs table on SQLite, moving the live floor on Postgres) runs here too, in
+bounded steps, whenever there is nothing to flush, or between flushes once the
+history written since passes ``fold_threshold`` rows.
 """
 
 from __future__ import annotations
