@@ -362,6 +362,8 @@ class Api:
             "ledger_unfolded": flusher.unfolded,
             "ledger_purged": flusher.purged,
             "limited": engine.limits.refused,
+            "events_published": broker.events.published,
+            "event_subscribers": len(broker.events),
             "ledger_stats": {},
         }
 

@@ -105,9 +105,16 @@ class Metrics:
             ("ledger_failures", "Ledger writes that failed and were retried."),
             ("ledger_purged", "Finished jobs deleted by the retention."),
             ("limited", "Claimed jobs held back by a quota, source limit or breaker."),
+            ("events_published", "Events made for the event streams (GET /events)."),
         ):
             metric = f"orchestrator_{name}_total"
             family(metric, "counter", doc, [f"{metric} {snapshot[name]}"])
+        family(
+            "orchestrator_event_subscribers",
+            "gauge",
+            "Open event streams (GET /events).",
+            [f"orchestrator_event_subscribers {snapshot['event_subscribers']}"],
+        )
         family(
             "orchestrator_ledger_lag_seconds",
             "gauge",
@@ -123,7 +130,7 @@ class Metrics:
         family(
             "orchestrator_ledger_unfolded_rows",
             "gauge",
-            "History rows not folded into the jobs table yet.",
+            "History rows written since the ledger's last upkeep step (compact).",
             [f"orchestrator_ledger_unfolded_rows {snapshot['ledger_unfolded']}"],
         )
         stats: dict[str, int] = snapshot["ledger_stats"]

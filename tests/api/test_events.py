@@ -12,6 +12,7 @@ from aiohttp import ClientResponse
 
 from .conftest import BASE, NOW_MS, OTHER, TENANT, Api, assert_envelope, rfc3339
 from .test_limits import HOST, SOURCES, done, fetch, operate, take
+from .test_metrics import scrape, value
 
 EVENTS = f"{BASE}/events"
 
@@ -128,3 +129,15 @@ async def test_stopping_the_broker_ends_the_stream(api: Api) -> None:
         end = await asyncio.wait_for(events.response.content.read(), 2)
     assert end == b""
     assert len(api.broker.events) == 0
+
+
+async def test_metrics_count_streams_and_events(api: Api) -> None:
+    samples, kinds = await scrape(api)
+    assert value(samples, "orchestrator_event_subscribers") == 0
+    assert kinds["orchestrator_event_subscribers"] == "gauge"
+    async with stream(api) as events:
+        await operate(api, "PUT", f"{SOURCES}/{HOST}", {})
+        await events.frame()
+        samples, _ = await scrape(api)
+        assert value(samples, "orchestrator_event_subscribers") == 1
+        assert value(samples, "orchestrator_events_published_total") == 1
