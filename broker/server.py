@@ -80,8 +80,7 @@ def settle_garbage_collector() -> None:
     longer walks it again and again. Collections of young objects then run about
     seven times less often than by default (every 5,000 allocations, not 700); what
     the hot path allocates is freed by reference counting once a request is
-    answered. Measured on the burn-down (200,000 jobs, SQLite): 36,600 -> 58,000 to
-    67,000 jobs/s submitted, 69,500 -> 72,000 to 91,000 drained (docs/performance.md)."""
+    answered (what it bought, and how it was measured: docs/performance.md)."""
     gc.freeze()
     gc.set_threshold(5_000, 10, 10)
 

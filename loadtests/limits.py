@@ -32,7 +32,9 @@ from .common import BASE, SCOPES, Client, Json, Meter, Progress, Result, job_typ
 
 LIMIT_SCOPES = SCOPES + " orch:quota"
 IN_FLIGHT = 16  # submissions and limit changes in flight at once
-HIGH = {"quota": {"maxActive": 100_000, "perHour": 10**9}}
+# limits high enough never to refuse: the rounds price checking them, not waiting on them
+QUOTA: Json = {"maxActive": 100_000, "perHour": 10**9}
+SOURCE: Json = {"rate": 1_000_000, "burst": 1_000_000, "maxActive": 100_000}
 
 
 def host_name(tenant: int, k: int, per_tenant: int, round_: int) -> str:
@@ -139,10 +141,9 @@ async def _configure(
     (or, with ``remove``, those limits deleted)."""
     todo: list[tuple[Client, str, Json]] = []
     for t, api in enumerate(apis):
-        todo.append((api, f"/quotas/{kind}", HIGH["quota"]))
+        todo.append((api, f"/quotas/{kind}", QUOTA))
         for k in range(hosts):
-            limit = {"rate": 1_000_000, "burst": 1_000_000, "maxActive": 100_000}
-            todo.append((api, f"/sources/{host_name(t, k, hosts, round_)}", limit))
+            todo.append((api, f"/sources/{host_name(t, k, hosts, round_)}", SOURCE))
     count = len(todo)
     done = 0
 

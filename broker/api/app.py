@@ -33,7 +33,7 @@ from . import openapi, render
 from .auth import Authenticator, Principal
 from .events import EventRoutes
 from .idempotency import Answer, IdempotencyCache
-from .ids import parse_job_id
+from .ids import job_in_path
 from .limits import LimitRoutes
 from .metrics import Metrics
 from .render import json_response
@@ -235,9 +235,9 @@ class Api:
 
     async def get_job(self, request: web.Request) -> web.Response:
         tenant = self.principal(request).require("orch:read", "orch:operate")
-        parsed = parse_job_id(request.match_info["jobId"])
-        history = await self.broker.read_job(parsed[1]) if parsed else None
-        if history is None or history.job.tenant != tenant or history.job.created != parsed[0]:  # type: ignore[index]
+        _, created, jid = job_in_path(request)
+        history = await self.broker.read_job(jid)
+        if history is None or history.job.tenant != tenant or history.job.created != created:
             raise NotFound("no such job")
         return json_response(render.job_view(history))
 

@@ -18,7 +18,7 @@ from ..engine.limits import Blackout, Quota, Source
 from ..errors import NotFound, ValidationFailed
 from ..service.broker import Audit
 from ..service.limit_codec import quota_json, source_json
-from .ids import job_id, parse_job_id
+from .ids import job_id, job_in_path
 from .render import json_response
 from .requests import JOB_TYPE, Problems, parse_json
 from .runs import operator_reason, page_size
@@ -395,13 +395,10 @@ class LimitRoutes:
         principal = self.api.principal(request)
         tenant = principal.require("orch:operate")
         reason = operator_reason(request, required=True)
-        text = request.match_info["jobId"]
-        parsed = parse_job_id(text)
-        if parsed is None:
-            raise NotFound("no such job")
+        text, created, number = job_in_path(request)
         audit = Audit(principal.subject, "job.retry", text, reason, _ticket(request))
-        jid, state = await self.broker.retry_job(tenant, parsed[0], parsed[1], text, audit)
-        return json_response({"jobId": job_id(parsed[0], jid), "state": states.NAMES[state]})
+        jid, state = await self.broker.retry_job(tenant, created, number, text, audit)
+        return json_response({"jobId": job_id(created, jid), "state": states.NAMES[state]})
 
 
 def _show(value: int, daily: bool) -> str:

@@ -10,7 +10,7 @@ from .. import states
 from ..engine.runs import RUN_STATUSES
 from ..errors import NotFound, ValidationFailed
 from . import run_views
-from .ids import job_id, parse_job_id
+from .ids import job_id, job_in_path, parse_job_id
 from .render import json_response
 from .requests import MAX_ITEMS, MAX_JOBS_PER_SUBMIT, Problems, job_spec, parse_json
 
@@ -151,11 +151,8 @@ class RunRoutes:
         principal = self.api.principal(request)
         tenant = principal.require("orch:operate")
         reason = operator_reason(request, required=False)
-        text = request.match_info["jobId"]
-        parsed = parse_job_id(text)
-        if parsed is None:
-            raise NotFound("no such job")
-        reply = await self.runs.clone(tenant, parsed, text, principal.subject, reason)
+        text, created, jid = job_in_path(request)
+        reply = await self.runs.clone(tenant, (created, jid), text, principal.subject, reason)
         body = {
             "jobId": job_id(reply.created, reply.jid),
             "state": states.NAMES[reply.state],
@@ -165,14 +162,11 @@ class RunRoutes:
 
     async def cancel_job(self, request: web.Request) -> web.Response:
         tenant = self.api.principal(request).require("orch:operate")
-        text = request.match_info["jobId"]
-        parsed = parse_job_id(text)
-        if parsed is None:
-            raise NotFound("no such job")
-        job = self.api.broker.engine.jobs.get(parsed[1])
-        if job is not None and job.created != parsed[0]:
+        text, created, jid = job_in_path(request)
+        job = self.api.broker.engine.jobs.get(jid)
+        if job is not None and job.created != created:
             raise NotFound("no such job")  # the number of a live job, another's timestamp
-        state = await self.api.broker.cancel(tenant, parsed[1])
+        state = await self.api.broker.cancel(tenant, jid)
         return json_response({"jobId": text, "state": states.NAMES[state]})
 
     # -- reads ----------------------------------------------------------------------------

@@ -337,7 +337,8 @@ class Broker:
             records.extend(self.engine.take_incidents())
 
     def _records_from_ticker(self, records: list[Record]) -> None:
-        self.flusher.add([*records, *self.engine.take_incidents()])
+        self._note_limits(records)
+        self.flusher.add(records)
         self._wake_ready(records)
         self._wake_if_lifted()
 
