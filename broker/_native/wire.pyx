@@ -279,6 +279,36 @@ cdef class Wire:
             tokens.append(token)
         return jids, tokens
 
+    def encode_each(self, list values):
+        """``orjson.dumps(value)`` of every value, cut out of one encoding of the
+        whole list: the same bytes (orjson writes a list's items as it writes them
+        alone), without one output buffer allocated and shrunk per value, which
+        costs more than the encoding itself once thousands are kept alive."""
+        cdef list out = []
+        if not values:
+            return out
+        cdef bytes data = _dumps(values)
+        cdef const char *s = PyBytes_AS_STRING(data)
+        cdef Py_ssize_t end = PyBytes_GET_SIZE(data) - 1  # the closing bracket
+        cdef Py_ssize_t i = 1, start = 1, depth = 0
+        cdef char c
+        while i < end:
+            c = s[i]
+            if c == c'"':
+                i += 1
+                while i < end and s[i] != c'"':
+                    i += 2 if s[i] == c'\\' else 1
+            elif c == c'[' or c == c'{':
+                depth += 1
+            elif c == c']' or c == c'}':
+                depth -= 1
+            elif c == c',' and depth == 0:
+                out.append(PyBytes_FromStringAndSize(s + start, i - start))
+                start = i + 1
+            i += 1
+        out.append(PyBytes_FromStringAndSize(s + start, end - start))
+        return out
+
 
 cdef inline int _nibble(char c):
     if c'0' <= c <= c'9':

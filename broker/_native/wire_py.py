@@ -125,3 +125,8 @@ class Wire:
             jids.append(ids[1])
             tokens.append(token)
         return jids, tokens
+
+    def encode_each(self, values: list[Any]) -> list[bytes]:
+        """``orjson.dumps(value)`` of every value, in order: the stored form of a
+        submission's payloads."""
+        return [orjson.dumps(value) for value in values]

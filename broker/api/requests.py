@@ -137,9 +137,34 @@ def parse_submit(body: Any, now_ms: int, max_payload: int) -> list[JobSpec]:
     if len(jobs) > MAX_JOBS_PER_SUBMIT:
         problems.add("jobs", f"at most {MAX_JOBS_PER_SUBMIT} jobs per request")
         problems.raise_if_any("invalid submission")
-    specs = [job_spec(job, i, max_payload, problems) for i, job in enumerate(jobs)]
+    specs = job_specs(jobs, max_payload, problems)
     problems.raise_if_any("invalid submission: the batch was refused whole")
     return specs  # type: ignore[return-value]
+
+
+def job_specs(jobs: list[Any], max_payload: int, p: Problems) -> list[JobSpec | None]:
+    """Every job of a submission, their payloads encoded in one pass."""
+    values = [job.get("payload") if type(job) is dict else None for job in jobs]
+    try:
+        payloads: list[bytes | None] = list(_WIRE.encode_each(values))
+    except orjson.JSONEncodeError:  # one is nested too deeply: job_spec names it
+        payloads = [None] * len(jobs)
+    return [job_spec(job, i, max_payload, p, payloads[i]) for i, job in enumerate(jobs)]
+
+
+_KNOWN_TYPES: set[str] = set()  # job types already matched: a set lookup instead of a regex
+
+
+def valid_job_type(name: object) -> bool:
+    if type(name) is not str:
+        return False
+    if name in _KNOWN_TYPES:
+        return True
+    if JOB_TYPE.match(name) is None:
+        return False
+    if len(_KNOWN_TYPES) < 65_536:  # bounded against a stream of made-up names
+        _KNOWN_TYPES.add(name)
+    return True
 
 
 META_FIELDS = frozenset(
@@ -147,20 +172,28 @@ META_FIELDS = frozenset(
 )
 
 
-def job_spec(job: Any, index: int, max_payload: int, p: Problems) -> JobSpec | None:
-    """One job of a submission; field names in problems are built only when needed."""
+def job_spec(
+    job: Any, index: int, max_payload: int, p: Problems, payload: bytes | None = None
+) -> JobSpec | None:
+    """One job of a submission; field names in problems are built only when needed.
+    ``payload`` is the job's payload already encoded, if it was."""
     if type(job) is not dict or not SUBMIT_FIELDS.issuperset(job):
         _object(job, f"jobs[{index}]", SUBMIT_FIELDS, p)
         return None
     jtype = job.get("jobType")
-    ok = type(jtype) is str and JOB_TYPE.match(jtype) is not None
+    ok = valid_job_type(jtype)
     if not ok:
         p.add(f"jobs[{index}].jobType", "required; must match [a-z0-9._-]{1,128}")
     if "payload" not in job:
         p.add(f"jobs[{index}].payload", "required")
         payload = b"null"
     else:
-        payload = orjson.dumps(job["payload"])
+        if payload is None:
+            try:
+                payload = orjson.dumps(job["payload"])
+            except orjson.JSONEncodeError:
+                p.add(f"jobs[{index}].payload", "nested too deeply (at most 254 levels)")
+                payload = b"null"
         if len(payload) > max_payload:
             raise PayloadTooLarge(
                 f"jobs[{index}].payload is {len(payload)} bytes encoded; the limit is {max_payload}"

@@ -12,7 +12,7 @@ from ..errors import NotFound, ValidationFailed
 from . import run_views
 from .ids import job_id, job_in_path, parse_job_id
 from .render import json_response
-from .requests import MAX_ITEMS, MAX_JOBS_PER_SUBMIT, Problems, job_spec, parse_json
+from .requests import MAX_ITEMS, MAX_JOBS_PER_SUBMIT, Problems, job_specs, parse_json
 
 if TYPE_CHECKING:
     from .app import Api
@@ -61,7 +61,7 @@ def parse_run(body: Any, max_payload: int) -> tuple[str | None, list[Any]]:
     if type(jobs) is not list or not 0 < len(jobs) <= MAX_JOBS_PER_SUBMIT:
         p.add("jobs", f"must be a list of 1..{MAX_JOBS_PER_SUBMIT} jobs")
         p.raise_if_any("invalid run")
-    specs = [job_spec(job, i, max_payload, p) for i, job in enumerate(jobs)]
+    specs = job_specs(jobs, max_payload, p)
     p.raise_if_any("invalid run: it was refused whole")
     return token, specs
 

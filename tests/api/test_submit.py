@@ -359,3 +359,26 @@ async def test_not_before_at_the_end_of_year_9999_is_readable(api: Api) -> None:
 async def test_not_before_before_1970(api: Api) -> None:
     error = await refused(api, {"jobs": [job(notBefore="1969-12-31T23:59:59Z")]})
     assert detail_fields(error) == ["jobs[0].notBefore"]
+
+
+def nested(depth: int) -> Any:
+    value: Any = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+async def test_payload_nested_too_deeply_to_store_is_refused(api: Api) -> None:
+    # orjson reads 1,024 levels but writes 254: a deeper payload could not be stored
+    before = await api.snapshot()
+    raw = json.dumps({"jobs": [job(), job(payload=nested(300))]}).encode()
+    status, reply = await api.post(SUBMIT, raw=raw, headers={"Content-Type": "application/json"})
+    assert status == 400, reply
+    assert detail_fields(reply["error"]) == ["jobs[1].payload"]
+    assert await api.snapshot() == before
+
+
+async def test_payload_at_the_deepest_storable_nesting_is_kept(api: Api) -> None:
+    # 254 levels: storable alone, though not inside one more list
+    (created,) = await api.submit(job(payload=nested(254)))
+    assert (await api.read(created["jobId"]))["payload"] == nested(254)

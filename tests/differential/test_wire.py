@@ -157,3 +157,36 @@ def test_plain_successes_are_read_alike(rows: list[tuple[int, int, int, int]]) -
 def test_arbitrary_ids_are_read_alike(values: list[Any]) -> None:
     results = [{"jobId": v, "leaseId": v, "status": "succeeded"} for v in values]
     assert NATIVE.plain_successes(results) == TWIN.plain_successes(results)
+
+
+# strings that need escapes, quotes and brackets inside strings, floats orjson reformats
+tricky_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(alphabet=st.sampled_from('ab,"\\[]{}:\n\t\x00é😀 '), max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=12,
+)
+
+
+@given(st.lists(tricky_values, max_size=12))
+@example([])
+@example([[], {}, "", 0])
+def test_encode_each_gives_every_value_as_orjson_encodes_it_alone(values: list[Any]) -> None:
+    expected = [orjson.dumps(value) for value in values]
+    assert TWIN.encode_each(values) == expected
+    assert NATIVE.encode_each(values) == expected
+
+
+def test_encode_each_refuses_what_orjson_refuses() -> None:
+    too_deep: Any = []
+    for _ in range(300):
+        too_deep = [too_deep]
+    for wire in (TWIN, NATIVE):
+        try:
+            wire.encode_each([1, too_deep])
+        except orjson.JSONEncodeError:
+            continue
+        raise AssertionError(f"{wire} encoded a value nested 300 deep")
