@@ -279,6 +279,24 @@ cdef class Wire:
             tokens.append(token)
         return jids, tokens
 
+    def submitted(self, replies, state_names):
+        cdef string out
+        cdef dict names = self._names
+        cdef Py_ssize_t i, n = len(replies)
+        out.reserve(n * 80 + 10)
+        out.append(b'{"jobs":[')
+        for i in range(n):
+            reply = replies[i]
+            if i:
+                out.push_back(c',')
+            out.append(b'{"jobId":"')
+            _job_id(out, <uint64_t>reply.created, <uint64_t>reply.jid)
+            out.append(b'","state":')
+            _raw(out, _encoded(names, state_names[reply.state]))
+            out.append(b',"deduplicated":true}' if reply.deduplicated else b',"deduplicated":false}')
+        out.append(b']}')
+        return PyBytes_FromStringAndSize(out.data(), out.size())
+
     def encode_each(self, list values):
         """``orjson.dumps(value)`` of every value, cut out of one encoding of the
         whole list: the same bytes (orjson writes a list's items as it writes them

@@ -126,6 +126,22 @@ class Wire:
             tokens.append(token)
         return jids, tokens
 
+    def submitted(self, replies: Sequence[Any], state_names: Sequence[str]) -> bytes:
+        """The submission reply's JSON: ``replies`` are the engine's (``jid``,
+        ``state``, ``deduplicated``, ``created``), in request order."""
+        return orjson.dumps(
+            {
+                "jobs": [
+                    {
+                        "jobId": job_id(r.created, r.jid),
+                        "state": state_names[r.state],
+                        "deduplicated": r.deduplicated,
+                    }
+                    for r in replies
+                ]
+            }
+        )
+
     def encode_each(self, values: list[Any]) -> list[bytes]:
         """``orjson.dumps(value)`` of every value, in order: the stored form of a
         submission's payloads."""

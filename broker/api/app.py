@@ -219,15 +219,7 @@ class Api:
             except (Backpressure, RateLimited) as exc:
                 self._count_refusal(exc)
                 raise
-            jobs = [
-                {
-                    "jobId": render.job_id(r.created, r.jid),
-                    "state": states.NAMES[r.state],
-                    "deduplicated": r.deduplicated,
-                }
-                for r in replies
-            ]
-            return json_response({"jobs": jobs}, 201)
+            return render.raw_json(render.submitted(replies), 201)
 
         response = await self.idempotent(request, tenant, body, run)
         self.metrics.latency["submit"].observe(time.perf_counter() - started)

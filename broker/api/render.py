@@ -6,6 +6,7 @@ parsed and re-encoded.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -14,7 +15,7 @@ from aiohttp import web
 from .. import states
 from .._native import Wire
 from .._native.wire_py import payload_digest as digest
-from ..engine import Engine, Grant
+from ..engine import Engine, Grant, SubmitReply
 from ..store import Attempt, JobHistory
 from .ids import job_id as job_id
 from .ids import lease_id
@@ -29,7 +30,16 @@ def json_response(
     )
 
 
+def raw_json(body: bytes, status: int = 200) -> web.Response:
+    return web.Response(body=body, status=status, content_type="application/json")
+
+
 _WIRE = Wire()
+
+
+def submitted(replies: Sequence[SubmitReply]) -> bytes:
+    """The submission reply, ``{"jobs": [{jobId, state, deduplicated}, ...]}``."""
+    return _WIRE.submitted(replies, states.NAMES)
 
 
 def claimed_jobs(engine: Engine, grant: Grant) -> orjson.Fragment:

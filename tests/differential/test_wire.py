@@ -8,7 +8,10 @@ import orjson
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from broker._native.wire_py import job_id
+from broker.engine import SubmitReply
 from broker.engine.job import JobMeta
+from broker.states import NAMES
 from tests.differential.pair import both
 
 compiled, twin_mod = both("wire")
@@ -190,3 +193,23 @@ def test_encode_each_refuses_what_orjson_refuses() -> None:
         except orjson.JSONEncodeError:
             continue
         raise AssertionError(f"{wire} encoded a value nested 300 deep")
+
+
+@given(
+    st.lists(
+        st.builds(
+            SubmitReply,
+            st.integers(0, 2**62 - 1),  # jid
+            st.integers(0, len(NAMES) - 1),  # state
+            st.booleans(),  # deduplicated
+            st.integers(0, 2**48 - 1),  # created
+        ),
+        max_size=20,
+    )
+)
+def test_submission_replies_are_the_same_bytes(replies: list[SubmitReply]) -> None:
+    out = TWIN.submitted(replies, NAMES)
+    assert NATIVE.submitted(replies, NAMES) == out
+    assert [j["jobId"] for j in orjson.loads(out)["jobs"]] == [
+        job_id(r.created, r.jid) for r in replies
+    ]
