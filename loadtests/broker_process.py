@@ -32,6 +32,23 @@ def cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def postgres_cpu_seconds() -> float:
+    """CPU seconds of every PostgreSQL server process on this machine (backends,
+    WAL writer, checkpointer): the ledger's side of a run on a Postgres store."""
+    total = 0.0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/comm") as comm:
+                if comm.read().strip() != "postgres":
+                    continue
+            total += cpu_seconds(int(entry.name))
+        except (OSError, ValueError):  # exited while we looked
+            continue
+    return total
+
+
 class BrokerProcess:
     """``python -m broker serve`` on a free port with its own state directory."""
 

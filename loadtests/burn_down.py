@@ -134,6 +134,8 @@ async def burn_down(
     figures |= submitted | drained
     figures["broker_cpu_us_per_job"] = round(drained["drain_broker_cpu_s"] / jobs * 1e6, 1)
     figures["generator_cpu_us_per_job"] = round(drained["drain_generator_cpu_s"] / jobs * 1e6, 1)
+    if "drain_postgres_cpu_s" in drained:
+        figures["postgres_cpu_us_per_job"] = round(drained["drain_postgres_cpu_s"] / jobs * 1e6, 1)
     figures["refused_429_503"] = api.refused
     figures |= wal_figures
     return Result(scenario, figures)

@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from .broker_process import BrokerProcess
+from .broker_process import BrokerProcess, postgres_cpu_seconds
 
 BASE = "/api/v1/orchestrator"
 #: a tenant's worker token can also submit: one token per tenant serves both sides
@@ -165,21 +165,28 @@ class Meter:
 
     def __init__(self, broker: BrokerProcess) -> None:
         self.broker = broker
+        self.postgres = broker.store.startswith(("postgresql://", "postgres://"))
         self.wall0 = time.perf_counter()
         self.broker0 = broker.cpu()
         self.own0 = own_cpu()
+        self.pg0 = postgres_cpu_seconds() if self.postgres else 0.0
 
     def figures(self, prefix: str = "") -> dict[str, float]:
         wall = time.perf_counter() - self.wall0
         broker = self.broker.cpu() - self.broker0
         own = own_cpu() - self.own0
-        return {
+        figures = {
             f"{prefix}wall_s": round(wall, 3),
             f"{prefix}broker_cpu_s": round(broker, 2),
             f"{prefix}generator_cpu_s": round(own, 2),
             f"{prefix}broker_cpu_per_wall": round(broker / wall, 2) if wall else 0.0,
             f"{prefix}generator_cpu_per_wall": round(own / wall, 2) if wall else 0.0,
         }
+        if self.postgres:
+            pg = postgres_cpu_seconds() - self.pg0
+            figures[f"{prefix}postgres_cpu_s"] = round(pg, 2)
+            figures[f"{prefix}postgres_cpu_per_wall"] = round(pg / wall, 2) if wall else 0.0
+        return figures
 
 
 class Progress:
