@@ -91,6 +91,26 @@ cdef inline void _job_id(string &out, uint64_t created, uint64_t jid):
     _hex(out, lo & 0xFFFFFFFFFFFF, 12)
 
 
+cdef void _string(string &out, object text) except *:
+    """``text`` as orjson writes it: copied between quotes when plain ASCII (as
+    every job id is), else encoded by orjson."""
+    cdef const char *s
+    cdef Py_ssize_t i, n
+    cdef char c
+    if type(text) is str and PyUnicode_IS_COMPACT_ASCII(text):
+        s = PyUnicode_AsUTF8AndSize(text, &n)
+        for i in range(n):
+            c = s[i]
+            if c < 0x20 or c == c'"' or c == c'\\':
+                break
+        else:
+            out.push_back(c'"')
+            out.append(s, n)
+            out.push_back(c'"')
+            return
+    _raw(out, _dumps(text))
+
+
 cdef bytes _backoff(dict cache, object ms):
     """The retry hint's seconds as orjson writes ``ms / 1000``, kept by ``ms``."""
     found = cache.get(ms)
@@ -295,6 +315,31 @@ cdef class Wire:
             _raw(out, _encoded(names, state_names[reply.state]))
             out.append(b',"deduplicated":true}' if reply.deduplicated else b',"deduplicated":false}')
         out.append(b']}')
+        return PyBytes_FromStringAndSize(out.data(), out.size())
+
+    def ack_results(self, job_ids, replies, state_names):
+        cdef string out
+        cdef dict names = self._names
+        cdef Py_ssize_t i, n = len(job_ids)
+        if len(replies) != n:
+            raise ValueError("ack_results(): job_ids and replies differ in length")
+        out.reserve(n * 90 + 2)
+        out.push_back(c'[')
+        for i in range(n):
+            reply = replies[i]
+            if i:
+                out.push_back(c',')
+            out.append(b'{"jobId":')
+            _string(out, job_ids[i])
+            outcome = reply.outcome
+            if outcome == "accepted":
+                out.append(b',"outcome":"accepted","state":')
+                _raw(out, _encoded(names, state_names[reply.state]))
+            else:
+                out.append(b',"outcome":')
+                _raw(out, _encoded(names, outcome))
+            out.push_back(c'}')
+        out.push_back(c']')
         return PyBytes_FromStringAndSize(out.data(), out.size())
 
     def encode_each(self, list values):

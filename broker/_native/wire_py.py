@@ -142,6 +142,20 @@ class Wire:
             }
         )
 
+    def ack_results(
+        self, job_ids: Sequence[Any], replies: Sequence[Any], state_names: Sequence[str]
+    ) -> bytes:
+        """The ack reply's ``results`` array: each ``jobId`` as the worker sent it
+        with the engine's reply (``outcome``, ``state``) to it."""
+        out = []
+        for job_id_sent, reply in zip(job_ids, replies, strict=True):
+            if reply.outcome == "accepted":
+                state = state_names[reply.state]
+                out.append({"jobId": job_id_sent, "outcome": "accepted", "state": state})
+            else:
+                out.append({"jobId": job_id_sent, "outcome": reply.outcome})
+        return orjson.dumps(out)
+
     def encode_each(self, values: list[Any]) -> list[bytes]:
         """``orjson.dumps(value)`` of every value, in order: the stored form of a
         submission's payloads."""

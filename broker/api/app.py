@@ -18,8 +18,6 @@ from typing import Any
 
 from aiohttp import web
 
-from .. import states
-from ..engine.commands import ACCEPTED
 from ..errors import (
     HTTP_STATUS,
     Backpressure,
@@ -285,15 +283,7 @@ class Api:
             except Backpressure as exc:
                 self._count_refusal(exc)
                 raise
-            results = []
-            for job_id, reply in zip(ack.job_ids, replies, strict=True):
-                if reply.outcome == ACCEPTED:
-                    results.append(
-                        {"jobId": job_id, "outcome": ACCEPTED, "state": states.NAMES[reply.state]}
-                    )
-                else:
-                    results.append({"jobId": job_id, "outcome": reply.outcome})
-            out: dict[str, Any] = {"results": results}
+            out: dict[str, Any] = {"results": render.ack_results(ack.job_ids, replies)}
             if ack.claim is not None:
                 c = ack.claim
                 grant = await self.broker.claim(

@@ -15,7 +15,7 @@ from aiohttp import web
 from .. import states
 from .._native import Wire
 from .._native.wire_py import payload_digest as digest
-from ..engine import Engine, Grant, SubmitReply
+from ..engine import AckReply, Engine, Grant, SubmitReply
 from ..store import Attempt, JobHistory
 from .ids import job_id as job_id
 from .ids import lease_id
@@ -35,6 +35,11 @@ def raw_json(body: bytes, status: int = 200) -> web.Response:
 
 
 _WIRE = Wire()
+
+
+def ack_results(job_ids: Sequence[str], replies: Sequence[AckReply]) -> orjson.Fragment:
+    """The ack reply's ``results``: ``{jobId, outcome[, state]}`` per result."""
+    return orjson.Fragment(_WIRE.ack_results(job_ids, replies, states.NAMES))
 
 
 def submitted(replies: Sequence[SubmitReply]) -> bytes:

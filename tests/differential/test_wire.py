@@ -9,7 +9,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from broker._native.wire_py import job_id
-from broker.engine import SubmitReply
+from broker.engine import AckReply, SubmitReply
 from broker.engine.job import JobMeta
 from broker.states import NAMES
 from tests.differential.pair import both
@@ -213,3 +213,36 @@ def test_submission_replies_are_the_same_bytes(replies: list[SubmitReply]) -> No
     assert [j["jobId"] for j in orjson.loads(out)["jobs"]] == [
         job_id(r.created, r.jid) for r in replies
     ]
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(
+                st.builds(job_id, st.integers(0, 2**48 - 1), st.integers(0, 2**62 - 1)),
+                st.text(max_size=40),  # as a worker may send it: quotes, escapes, Unicode
+            ),
+            st.builds(
+                AckReply,
+                st.sampled_from(["accepted", "conflict", "not_found"]),
+                st.integers(0, len(NAMES) - 1),
+            ),
+        ),
+        max_size=20,
+    )
+)
+def test_ack_results_are_the_same_bytes(rows: list[tuple[str, AckReply]]) -> None:
+    job_ids = [r[0] for r in rows]
+    replies = [r[1] for r in rows]
+    out = TWIN.ack_results(job_ids, replies, NAMES)
+    assert NATIVE.ack_results(job_ids, replies, NAMES) == out
+    assert [r["jobId"] for r in orjson.loads(out)] == job_ids
+
+
+def test_ack_results_refuse_columns_of_different_lengths() -> None:
+    for wire in (TWIN, NATIVE):
+        try:
+            wire.ack_results(["a"], [], NAMES)
+        except ValueError:
+            continue
+        raise AssertionError(f"{wire} took columns of different lengths")
