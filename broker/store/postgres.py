@@ -117,33 +117,51 @@ class PostgresLedger(Ledger):
             async with self._db().acquire() as conn:
                 self._floor = int(await conn.fetchval(_Q["get_floor"]))
         history, revived = _history_records(batch.history, self._floor)
-        async with self._db().acquire() as conn, conn.transaction():
-            if batch.inserts:
-                await conn.copy_records_to_table(
-                    "jobs", records=batch.inserts, columns=JobRow._fields,
-                    schema_name=self.schema,
-                )  # fmt: skip
-            if history:
-                await conn.copy_records_to_table(
-                    "history", records=history, columns=HistoryRow._fields,
-                    schema_name=self.schema,
-                )  # fmt: skip
-            if revived:  # finished jobs below the floor brought back (a replay)
-                await conn.execute(_Q["add_stragglers"], revived)
-            if batch.members:
-                await conn.copy_records_to_table(
-                    "run_jobs", records=batch.members, columns=("run_id", "jid"),
-                    schema_name=self.schema,
-                )  # fmt: skip
-            if batch.runs:
-                await conn.executemany(_Q["upsert_run"], batch.runs)
-            if batch.audit:
-                await conn.executemany(_Q["append_audit"], batch.audit)
-            for limit in batch.limits:
-                if limit.config is None:
-                    await conn.execute(_Q["delete_limit"], *limit[:3])
-                else:
-                    await conn.execute(_Q["upsert_limit"], *limit)
+        statements = (
+            bool(batch.inserts) + bool(history) + bool(revived) + bool(batch.members)
+            + bool(batch.runs) + bool(batch.audit) + len(batch.limits)
+        )  # fmt: skip
+        async with self._db().acquire() as conn:
+            if statements == 1 and not revived:
+                # a lone COPY (a drain's history, a submission's jobs) is a
+                # transaction of its own, all or nothing and durable when it
+                # returns: no BEGIN and COMMIT round trips
+                await self._write(conn, batch, history, revived)
+            else:
+                async with conn.transaction():
+                    await self._write(conn, batch, history, revived)
+
+    async def _write(
+        self,
+        conn: asyncpg.Connection,
+        batch: FlushBatch,
+        history: list[tuple[Any, ...]],
+        revived: list[int],
+    ) -> None:
+        if batch.inserts:
+            await conn.copy_records_to_table(
+                "jobs", records=batch.inserts, columns=JobRow._fields, schema_name=self.schema
+            )
+        if history:
+            await conn.copy_records_to_table(
+                "history", records=history, columns=HistoryRow._fields, schema_name=self.schema
+            )
+        if revived:  # finished jobs below the floor brought back (a replay)
+            await conn.execute(_Q["add_stragglers"], revived)
+        if batch.members:
+            await conn.copy_records_to_table(
+                "run_jobs", records=batch.members, columns=("run_id", "jid"),
+                schema_name=self.schema,
+            )  # fmt: skip
+        if batch.runs:
+            await conn.executemany(_Q["upsert_run"], batch.runs)
+        if batch.audit:
+            await conn.executemany(_Q["append_audit"], batch.audit)
+        for limit in batch.limits:
+            if limit.config is None:
+                await conn.execute(_Q["delete_limit"], *limit[:3])
+            else:
+                await conn.execute(_Q["upsert_limit"], *limit)
 
     async def compact(self, limit: int) -> int:
         """Account for up to ``limit`` history rows (the watermark ``unfolded`` counts
