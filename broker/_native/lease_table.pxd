@@ -8,6 +8,7 @@ cdef extern from * nogil:
     #include <cstdint>
     #include <utility>
     #include <vector>
+    #include "table_alloc.h"
 
     // One deadline-index entry; live only while the job's lease still has
     // this token and this deadline.
@@ -80,7 +81,7 @@ cdef extern from * nogil:
         }
 
         void clear() {
-            std::vector<Slot>(16, Slot{-1, V()}).swap(slots_);
+            std::vector<Slot, BrokerTableAllocator<Slot>>(16, Slot{-1, V()}).swap(slots_);
             count_ = 0;
         }
 
@@ -89,7 +90,7 @@ cdef extern from * nogil:
             int64_t job;
             V value;
         };
-        std::vector<Slot> slots_;
+        std::vector<Slot, BrokerTableAllocator<Slot>> slots_;
         size_t count_;
 
         size_t home(int64_t job) const {
@@ -131,7 +132,7 @@ cdef extern from * nogil:
         }
 
         void rehash(size_t capacity) {
-            std::vector<Slot> old(capacity, Slot{-1, V()});
+            std::vector<Slot, BrokerTableAllocator<Slot>> old(capacity, Slot{-1, V()});
             old.swap(slots_);
             for (const Slot& slot : old) {
                 if (slot.job >= 0) place(slot);

@@ -27,7 +27,10 @@ from cpython.sequence cimport (
 from cpython.tuple cimport PyTuple_CheckExact
 from cython.operator cimport dereference as deref
 from libc.stdint cimport INT64_MAX, int32_t, int64_t, uint32_t, uint64_t
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport free
+
+cdef extern from "table_alloc.h" nogil:
+    void *broker_table_alloc(size_t bytes)
 from libc.string cimport memcpy, memset
 from libcpp.algorithm cimport find
 from libcpp.unordered_set cimport unordered_set
@@ -157,7 +160,7 @@ cdef bint _jt_rehash(JobTable *table, size_t cap) noexcept:
     """
     cdef Slot *old = table.slots
     cdef size_t old_cap = table.cap if old != NULL else 0
-    cdef Slot *slots = <Slot *>malloc(cap * sizeof(Slot))
+    cdef Slot *slots = <Slot *>broker_table_alloc(cap * sizeof(Slot))
     cdef size_t i, j
     if slots == NULL:
         return False
@@ -236,7 +239,7 @@ cdef void _jt_compact(JobTable *table) noexcept:
 
 cdef bint _lane_move(Lane *lane, uint32_t cap) noexcept:
     """Move the entries to a new buffer of ``cap`` entries; False if out of memory."""
-    cdef Entry *buf = <Entry *>malloc(cap * sizeof(Entry))
+    cdef Entry *buf = <Entry *>broker_table_alloc(cap * sizeof(Entry))
     cdef uint32_t first
     if buf == NULL:
         return False
