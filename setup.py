@@ -21,6 +21,7 @@ KERNELS = [
     "job_record",
     "job_table",
     "wire",
+    "copy_codec",
 ]
 
 

@@ -20,6 +20,7 @@ import warnings
 from types import ModuleType, SimpleNamespace
 
 from .concurrency_py import ConcurrencyCounters as ConcurrencyCounters
+from .copy_codec_py import CopyCodec as CopyCodec
 from .dag_index_py import DagIndex as DagIndex
 from .job_record_py import Job as Job
 from .job_table_py import JobTable as JobTable
@@ -42,6 +43,7 @@ KERNELS: dict[str, str] = {
     "job_record": "Job",
     "job_table": "JobTable",
     "wire": "Wire",
+    "copy_codec": "CopyCodec",
 }
 
 NO_EXTENSIONS = os.environ.get("BROKER_NO_EXTENSIONS", "") not in ("", "0")
@@ -90,6 +92,7 @@ __all__ = [
     "NATIVE_KERNELS",
     "TWINS",
     "ConcurrencyCounters",
+    "CopyCodec",
     "DagIndex",
     "Job",
     "JobTable",

@@ -29,6 +29,7 @@ from typing import Any
 
 import asyncpg
 
+from .._native import CopyCodec
 from ..states import TERMINAL
 from . import queries
 from .base import PROGRESS_EVERY, Ledger, Progress
@@ -49,6 +50,7 @@ from .rows import (
 )
 
 _Q = queries.load("broker.store.sql.postgres", "queries.sql")
+_HISTORY = CopyCodec()  # history rows -> binary COPY data, in one pass
 _MIGRATION = re.compile(r"(\d{4})_[a-z0-9_]+\.sql\Z")
 #: the floor passes a window's live jobs (as stragglers) only when they are this rare in it
 STRAGGLERS_PER_WINDOW = 0.01
@@ -116,9 +118,9 @@ class PostgresLedger(Ledger):
         if self._floor == _UNKNOWN_FLOOR:
             async with self._db().acquire() as conn:
                 self._floor = int(await conn.fetchval(_Q["get_floor"]))
-        history, revived = _history_records(batch.history, self._floor)
+        history, revived = _HISTORY.history(batch.history, self._floor, TERMINAL)
         statements = (
-            bool(batch.inserts) + bool(history) + bool(revived) + bool(batch.members)
+            bool(batch.inserts) + bool(batch.history) + bool(revived) + bool(batch.members)
             + bool(batch.runs) + bool(batch.audit) + len(batch.limits)
         )  # fmt: skip
         async with self._db().acquire() as conn:
@@ -135,17 +137,19 @@ class PostgresLedger(Ledger):
         self,
         conn: asyncpg.Connection,
         batch: FlushBatch,
-        history: list[tuple[Any, ...]],
+        history: bytes,
         revived: list[int],
     ) -> None:
+        """``history`` is the binary ``COPY`` data of ``batch.history``."""
         if batch.inserts:
             await conn.copy_records_to_table(
                 "jobs", records=batch.inserts, columns=JobRow._fields, schema_name=self.schema
             )
-        if history:
-            await conn.copy_records_to_table(
-                "history", records=history, columns=HistoryRow._fields, schema_name=self.schema
-            )
+        if batch.history:
+            await conn.copy_to_table(
+                "history", source=memoryview(history), columns=HistoryRow._fields,
+                schema_name=self.schema, format="binary",
+            )  # fmt: skip
         if revived:  # finished jobs below the floor brought back (a replay)
             await conn.execute(_Q["add_stragglers"], revived)
         if batch.members:
@@ -344,20 +348,6 @@ class PostgresLedger(Ledger):
         except (RuntimeError, OSError, asyncpg.PostgresError, TimeoutError):
             return False
         return True
-
-
-def _history_records(rows: list[HistoryRow], floor: int) -> tuple[list[tuple[Any, ...]], list[int]]:
-    """History rows as written (zero due, lease token and deadline as NULL: most rows
-    have them, and a NULL costs no bytes) and the jobs below ``floor`` they bring back."""
-    records = []
-    revived = []
-    for row in rows:
-        jid, at, state, attempt, due, token, worker, deadline, *rest = row
-        records.append((jid, at, state, attempt, due or None, token or None, worker,
-                        deadline or None, *rest))  # fmt: skip
-        if jid < floor and state not in TERMINAL:
-            revived.append(jid)
-    return records, revived
 
 
 async def _chunks(cursor: Any) -> Any:

@@ -1,0 +1,2 @@
+cdef class CopyCodec:
+    pass

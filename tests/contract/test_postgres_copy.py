@@ -1,0 +1,69 @@
+"""The COPY codec's data, loaded by real Postgres, are the rows asyncpg's own
+encoder writes (zeros of ``due``, ``lease_token`` and ``lease_deadline`` as NULL),
+whichever twin of the codec wrote them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from broker._native import native, twin
+from broker.states import TERMINAL
+from broker.store.postgres import PostgresLedger
+from broker.store.rows import HistoryRow
+from tests.contract.test_ledger import POSTGRES
+
+ROWS = [
+    HistoryRow(1, 10, 2, 1, 0, 7, "w-1", 9_000, 0, None, 7, "w-1", 10, 9_000, 0, None, None,
+               None, None),
+    HistoryRow(2**62, 2**63 - 1, 3, 2**31 - 1, 5, 0, None, 0, -1, "succeeded", 2**63 - 1,
+               "wörker ✓", -(2**63), 0, 11, "failed", b'{"class":"x"}', b"\x00\xff", "due"),
+    HistoryRow(3, 0, -(2**15), -(2**31), 0, 0, "", 0, 0, "", 0, "", 0, 0, 0, "", b"", b"", ""),
+]  # fmt: skip
+NULLABLE_ZEROS = ("due", "lease_token", "lease_deadline")
+
+
+@pytest.fixture
+async def conn() -> AsyncIterator[asyncpg.Connection]:
+    name = f"copy_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(POSTGRES)
+    await admin.execute(f'CREATE SCHEMA "{name}"')
+    await admin.close()
+    ledger = PostgresLedger(POSTGRES, schema=name)
+    await ledger.open()  # the ledger's own migrations make the table
+    await ledger.close()
+    conn = await asyncpg.connect(POSTGRES, server_settings={"search_path": name})
+    yield conn
+    await conn.execute(f'DROP SCHEMA "{name}" CASCADE')
+    await conn.close()
+
+
+async def stored(conn: asyncpg.Connection) -> list[tuple[object, ...]]:
+    columns = ", ".join(HistoryRow._fields)
+    rows = await conn.fetch(f"SELECT {columns} FROM history ORDER BY seq")
+    await conn.execute("TRUNCATE history")
+    return [tuple(row) for row in rows]
+
+
+@pytest.mark.parametrize("kernel", ["native", "twin"])
+async def test_copy_data_are_the_rows_asyncpg_writes(conn: asyncpg.Connection, kernel: str) -> None:
+    expected_rows = [
+        tuple(
+            None if name in NULLABLE_ZEROS and value == 0 else value
+            for name, value in zip(HistoryRow._fields, row, strict=True)
+        )
+        for row in ROWS
+    ]
+    await conn.copy_records_to_table("history", records=expected_rows, columns=HistoryRow._fields)
+    expected = await stored(conn)
+
+    codec = (native if kernel == "native" else twin)("copy_codec").CopyCodec()
+    data, revived = codec.history(ROWS, 3, TERMINAL)
+    await conn.copy_to_table(
+        "history", source=memoryview(data), columns=HistoryRow._fields, format="binary"
+    )
+    assert await stored(conn) == expected
+    assert revived == [1]  # below the floor and leased; job 3 is not below it

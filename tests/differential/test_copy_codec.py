@@ -1,0 +1,68 @@
+"""The compiled COPY codec writes the very bytes its twin writes, and refuses what
+its twin refuses, with the same error type."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from broker.states import TERMINAL
+from broker.store.rows import HistoryRow
+from tests.differential.pair import both
+
+compiled, twin_module = both("copy_codec")
+NATIVE = compiled.CopyCodec()
+TWIN = twin_module.CopyCodec()
+
+int8 = st.one_of(st.integers(-(2**63), 2**63 - 1), st.sampled_from([0, 0, 1, -1]))
+text = st.one_of(st.none(), st.text(max_size=10))
+blob = st.one_of(st.none(), st.binary(max_size=10))
+rows = st.builds(
+    HistoryRow,
+    int8, int8, st.integers(-(2**15), 2**15 - 1), st.integers(-(2**31), 2**31 - 1),
+    int8, int8, text, int8, int8, text, int8, text, int8, int8, int8, text, blob, blob, text,
+)  # fmt: skip
+# a field out of its column's range or of the wrong type
+bad_values = st.sampled_from(
+    [2**63, -(2**63) - 1, 2**15, 2**31, "text", 1.5, b"x", bytearray(b"x")]
+)
+
+
+def outcome(codec: Any, batch: list[Any], floor: int) -> tuple[str, Any]:
+    try:
+        return ("ok", codec.history(batch, floor, TERMINAL))
+    except (TypeError, ValueError, OverflowError, UnicodeEncodeError) as exc:
+        return (type(exc).__name__, None)
+
+
+@given(st.lists(rows, max_size=8), st.integers(-10, 2**63 - 1))
+@example([], 0)
+def test_rows_are_the_same_bytes(batch: list[HistoryRow], floor: int) -> None:
+    assert outcome(NATIVE, batch, floor) == outcome(TWIN, batch, floor)
+
+
+@given(st.lists(rows, min_size=1, max_size=4), st.integers(0, 18), bad_values, st.data())
+def test_bad_fields_are_refused_alike(
+    batch: list[HistoryRow], field: int, value: Any, data: st.DataObject
+) -> None:
+    at = data.draw(st.integers(0, len(batch) - 1))
+    batch[at] = batch[at]._replace(**{HistoryRow._fields[field]: value})
+    assert outcome(NATIVE, batch, 0) == outcome(TWIN, batch, 0)
+
+
+def test_rows_of_other_lengths_and_lone_surrogates_are_refused_alike() -> None:
+    good = HistoryRow(1, 2, 3, 4, 0, 0, None, 0, 0, None, 0, None, 0, 0, 0, None, None, None, None)
+    for batch in ([tuple(good)[:18]], [(*good, None)], [good._replace(reason="\ud800")]):
+        result = outcome(NATIVE, batch, 0)
+        assert result == outcome(TWIN, batch, 0)
+        assert result[0] != "ok"
+
+
+def test_plain_tuples_and_lists_are_rows_too() -> None:
+    row = HistoryRow(7, 2, 1, 1, 5, 9, "w", 3, 0, None, 9, "w", 1, 3, 0, None, b"e", None, "r")
+    expected = TWIN.history([row], 100, TERMINAL)
+    assert NATIVE.history([tuple(row)], 100, TERMINAL) == expected
+    assert NATIVE.history([list(row)], 100, TERMINAL) == expected
+    assert expected[1] == [7]  # below the floor and not terminal: revived
