@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from .api.app import make_app
+from .api.app import lean_site, make_app
 from .api.auth import Authenticator, issue_token
 from .config import Config
 from .service import Broker
@@ -41,11 +41,10 @@ class Server:
             self.app, access_log=None, handle_signals=False, handler_cancellation=True
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.host, self.config.port, backlog=1024)
+        # the worker routes and submission take the lean path; aiohttp serves the rest
+        site = lean_site(self._runner, host=self.config.host, port=self.config.port)
         await site.start()
-        server = site._server  # noqa: SLF001 - the only way to learn a port chosen by the OS
-        if server is not None and self.config.port == 0:
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self.port = site.port
 
     async def stop(self) -> None:
         # end the event streams first: an open one would hold the HTTP shutdown until

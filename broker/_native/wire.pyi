@@ -1,6 +1,6 @@
 """Type stubs of the compiled wire codec; ``wire_py.py`` is the specification."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from typing import Any
 
 class Wire:
@@ -19,3 +19,6 @@ class Wire:
     def ack_results(
         self, job_ids: Sequence[Any], replies: Sequence[Any], state_names: Sequence[str]
     ) -> bytes: ...
+    def request_head(
+        self, head: bytes, routes: Container[bytes], max_body: int
+    ) -> tuple[str, int, dict[str, bytes], bool] | None: ...

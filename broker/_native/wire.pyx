@@ -16,8 +16,8 @@ from cpython.dict cimport PyDict_GetItem, PyDict_Size
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_GET_LENGTH
-from libc.stdint cimport int64_t, uint64_t
-from libc.string cimport memcpy
+from libc.stdint cimport INT64_MAX, int64_t, uint64_t
+from libc.string cimport memcmp, memcpy, strlen
 from libc.time cimport strftime, time_t, tm
 from libcpp.string cimport string
 
@@ -34,8 +34,18 @@ cdef extern from "<time.h>" nogil:
     tm *gmtime_r(const time_t *timep, tm *result)
 
 cdef extern from "Python.h":
+    object PyUnicode_DecodeLatin1(const char *s, Py_ssize_t size, const char *errors)
+    object PyUnicode_DecodeASCII(const char *s, Py_ssize_t size, const char *errors)
     int PyUnicode_IS_COMPACT_ASCII(object o)
     const char *PyUnicode_AsUTF8AndSize(object o, Py_ssize_t *size) except NULL
+
+cdef bint _TCHAR[256]  # the bytes of an RFC 9110 token (a header name)
+cdef const char *_TOKEN_CHARS = (
+    b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+cdef Py_ssize_t _k
+for _k in range(strlen(_TOKEN_CHARS)):
+    _TCHAR[<unsigned char>_TOKEN_CHARS[_k]] = True
 
 cdef uint64_t _TS = (1ULL << 48) - 1
 cdef Py_ssize_t _CACHE_MAX = 65_536  # encoded names and backoffs kept between calls
@@ -341,6 +351,86 @@ cdef class Wire:
             out.push_back(c'}')
         out.push_back(c']')
         return PyBytes_FromStringAndSize(out.data(), out.size())
+
+    def request_head(self, bytes head, routes, max_body):
+        cdef const char *s = PyBytes_AS_STRING(head)
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(head)
+        cdef Py_ssize_t i = 5, t_end, pos, name_end, v_start, v_end, line_end
+        cdef char lowered[64]
+        cdef int64_t length = -1, limit = max_body
+        cdef uint64_t digits
+        cdef bint keep_alive = True
+        cdef dict headers = {}
+        # request line: "POST <target> HTTP/1.1", then CRLF or the end of the head
+        if n < 5 or memcmp(s, b"POST ", 5) != 0:
+            return None
+        while i < n and s[i] != c' ' and s[i] != c'\r':
+            i += 1
+        t_end = i
+        if i >= n or s[i] != c' ':
+            return None
+        if n - (i + 1) < 8 or memcmp(s + i + 1, b"HTTP/1.1", 8) != 0:
+            return None
+        line_end = i + 9
+        if line_end != n and (n - line_end < 2 or s[line_end] != c'\r' or s[line_end + 1] != c'\n'):
+            return None
+        target = PyBytes_FromStringAndSize(s + 5, t_end - 5)
+        if target not in routes:
+            return None
+        if line_end == n:
+            return None  # no Content-Length
+        # fields: "name: value" lines; a name is a token, a value has no CR or LF
+        pos = line_end + 2
+        while True:
+            name_end = pos
+            while name_end < n and _TCHAR[<unsigned char>s[name_end]]:
+                name_end += 1
+            if name_end == pos or name_end >= n or s[name_end] != c':':
+                return None
+            v_start = name_end + 1
+            v_end = v_start
+            while v_end < n and s[v_end] != c'\r' and s[v_end] != c'\n':
+                v_end += 1
+            if v_end < n and (s[v_end] == c'\n' or v_end + 1 >= n or s[v_end + 1] != c'\n'):
+                return None  # a bare LF or CR
+            line_end = v_end
+            while v_start < v_end and (s[v_start] == c' ' or s[v_start] == c'\t'):
+                v_start += 1
+            while v_end > v_start and (s[v_end - 1] == c' ' or s[v_end - 1] == c'\t'):
+                v_end -= 1
+            if name_end - pos > 64:
+                key = PyBytes_FromStringAndSize(s + pos, name_end - pos).lower().decode("latin-1")
+            else:
+                for i in range(name_end - pos):
+                    lowered[i] = s[pos + i] | 0x20 if c'A' <= s[pos + i] <= c'Z' else s[pos + i]
+                key = PyUnicode_DecodeLatin1(lowered, name_end - pos, NULL)
+            value = PyBytes_FromStringAndSize(s + v_start, v_end - v_start)
+            if key == "content-length":
+                if length >= 0 or v_end - v_start < 1 or v_end - v_start > 19:
+                    return None
+                digits = 0
+                for i in range(v_start, v_end):
+                    if not c'0' <= s[i] <= c'9':
+                        return None
+                    digits = digits * 10 + <uint64_t>(s[i] - c'0')
+                if digits > <uint64_t>INT64_MAX:
+                    return None
+                length = <int64_t>digits
+            elif key == "transfer-encoding" or key == "expect" or key == "upgrade":
+                return None
+            elif key == "connection":
+                keep_alive = b"close" not in value.lower()
+            known = PyDict_GetItem(headers, key)
+            if known == NULL:
+                headers[key] = value
+            else:
+                headers[key] = <bytes>known + b"," + value
+            if line_end >= n:
+                break
+            pos = line_end + 2
+        if length < 0 or length > limit:
+            return None
+        return PyUnicode_DecodeASCII(s + 5, t_end - 5, NULL), length, headers, keep_alive
 
     def encode_each(self, list values):
         """``orjson.dumps(value)`` of every value, cut out of one encoding of the

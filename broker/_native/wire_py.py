@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from typing import Any
 
 import orjson
@@ -31,6 +31,12 @@ _JOB_ID = re.compile(
 )
 _LEASE_ID = re.compile(r"[0-9a-f]{16}\Z", re.IGNORECASE)
 SIMPLE_RESULT = frozenset({"jobId", "leaseId", "status"})
+# header lines, each a name (an RFC 9110 token), a colon and a value free of CR and LF
+_FIELDS = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n]*\r\n)*\Z")
+_DIGITS = re.compile(rb"[0-9]{1,19}\Z")
+# fields whose presence sends a request to aiohttp: it alone handles what they ask
+_HAND_OFF = frozenset({"transfer-encoding", "expect", "upgrade"})
+Head = tuple[str, int, dict[str, bytes], bool]
 
 
 def job_id(created_ms: int, jid: int) -> str:
@@ -155,6 +161,44 @@ class Wire:
             else:
                 out.append({"jobId": job_id_sent, "outcome": reply.outcome})
         return orjson.dumps(out)
+
+    def request_head(self, head: bytes, routes: Container[bytes], max_body: int) -> Head | None:
+        """(path, body length, fields, keep-alive) of a plain ``POST`` to one of
+        ``routes`` over HTTP/1.1, with one well-formed ``Content-Length`` of at most
+        ``max_body`` and none of ``Transfer-Encoding``, ``Expect``, ``Upgrade``;
+        None for anything else. ``head`` ends before the blank line. Field names
+        are lowercased; repeated fields are joined with commas (as aiohttp reads
+        them); values lose surrounding spaces and tabs."""
+        line_end = head.find(b"\r\n")
+        method, _, rest = head[: line_end if line_end >= 0 else len(head)].partition(b" ")
+        target, _, version = rest.partition(b" ")
+        if method != b"POST" or version != b"HTTP/1.1" or target not in routes:
+            return None
+        fields = head[line_end + 2 :] + b"\r\n" if line_end >= 0 else b""
+        if not _FIELDS.match(fields):
+            return None  # obs-fold, "Name : value", a bare LF or CR
+        headers: dict[str, bytes] = {}
+        length = -1
+        keep_alive = True
+        for line in fields.split(b"\r\n")[:-1]:
+            name, _, value = line.partition(b":")
+            key = name.lower().decode("latin-1")
+            value = value.strip(b" \t")
+            if key == "content-length":
+                if length >= 0 or not _DIGITS.match(value):
+                    return None  # a second length or a malformed one
+                length = int(value)
+            elif key in _HAND_OFF:
+                return None
+            elif key == "connection":
+                keep_alive = b"close" not in value.lower()
+            if key in headers:
+                headers[key] += b"," + value
+            else:
+                headers[key] = value
+        if not 0 <= length <= max_body:
+            return None
+        return target.decode("ascii"), length, headers, keep_alive
 
     def encode_each(self, values: list[Any]) -> list[bytes]:
         """``orjson.dumps(value)`` of every value, in order: the stored form of a

@@ -30,6 +30,7 @@ from ..service import Broker
 from . import openapi, render
 from .auth import Authenticator, Principal
 from .events import EventRoutes
+from .fast_http import LeanPath
 from .idempotency import Answer, IdempotencyCache
 from .ids import job_in_path
 from .limits import LimitRoutes
@@ -389,6 +390,31 @@ def _client_gone(request: web.Request) -> Callable[[], bool]:
     return gone
 
 
+def lean_routes(app: web.Application) -> dict[str, Handler]:
+    """The ``POST`` routes outside clients hammer: submission and the worker bridge.
+    aiohttp serves them, and so does the lean path (``fast_http``) in front of it."""
+    api = app[API_KEY]
+    return {
+        f"{BASE}/jobs": api.submit,
+        f"{BASE}/worker/claim": api.claim,
+        f"{BASE}/worker/heartbeat": api.heartbeat,
+        f"{BASE}/worker/ack": api.ack,
+    }
+
+
+def lean_site(runner: web.AppRunner, **address: Any) -> LeanPath:
+    """A site serving ``runner``'s app with the lean path in front (``host`` and
+    ``port``, or ``sock``)."""
+    app = runner.app
+    return LeanPath(
+        runner,
+        lean_routes(app),
+        envelope_middleware,
+        app[API_KEY].settings.max_body_bytes,
+        **address,
+    )
+
+
 def make_app(
     broker: Broker, auth: Authenticator, settings: ApiSettings | None = None
 ) -> web.Application:
@@ -397,11 +423,9 @@ def make_app(
         middlewares=[envelope_middleware], client_max_size=api.settings.max_body_bytes
     )
     app[API_KEY] = api
-    app.router.add_post(f"{BASE}/jobs", api.submit)
+    for path, handler in lean_routes(app).items():
+        app.router.add_post(path, handler)
     app.router.add_get(f"{BASE}/jobs/{{jobId}}", api.get_job, allow_head=False)
-    app.router.add_post(f"{BASE}/worker/claim", api.claim)
-    app.router.add_post(f"{BASE}/worker/heartbeat", api.heartbeat)
-    app.router.add_post(f"{BASE}/worker/ack", api.ack)
     RunRoutes(api).register(app, BASE)
     EventRoutes(api).register(app, BASE)
     LimitRoutes(api).register(app, BASE)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -18,9 +19,10 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
+from yarl import URL
 
-from broker.api.app import ApiSettings, make_app
+from broker.api.app import ApiSettings, lean_site, make_app
 from broker.api.auth import Authenticator, KeySet, issue_token
 from broker.service import Broker, ManualClock, ServiceSettings
 from broker.store import MemoryLedger
@@ -216,8 +218,32 @@ class Api:
 MakeApi = Callable[..., Awaitable[Api]]
 
 
+class LeanTestServer(TestServer):
+    """The app behind the lean path for submission and the worker routes, as
+    ``broker serve`` runs it (``TestServer`` alone is aiohttp's path only)."""
+
+    async def start_server(self, loop: Any = None, **kwargs: Any) -> None:
+        if self.runner:
+            return
+        self._loop = loop
+        self.runner = await self._make_runner(handler_cancellation=True, **kwargs)
+        await self.runner.setup()
+        sock = self.socket_factory(self.host, self.port or 0, socket.AF_INET)
+        site = lean_site(self.runner, sock=sock)
+        await site.start()
+        self.port = site.port
+        self.scheme = "http"
+        self._root = URL(f"http://{self.host}:{self.port}")
+
+
+@pytest.fixture(params=["aiohttp", "lean"], ids=lambda path: f"{path}-http")
+def http_path(request: pytest.FixtureRequest) -> str:
+    """Every API test runs over aiohttp's full path and over the lean path."""
+    return str(request.param)
+
+
 @pytest.fixture
-async def make_api(aiohttp_client: Any) -> AsyncIterator[MakeApi]:
+async def make_api(aiohttp_client: Any, http_path: str) -> AsyncIterator[MakeApi]:
     brokers: list[Broker] = []
 
     async def build(
@@ -235,7 +261,7 @@ async def make_api(aiohttp_client: Any) -> AsyncIterator[MakeApi]:
         brokers.append(broker)
         keys = keys or KeySet.hs256(SECRET)
         app = make_app(broker, Authenticator(keys), settings or ApiSettings())
-        client = await aiohttp_client(app)
+        client = await aiohttp_client(LeanTestServer(app) if http_path == "lean" else app)
         return Api(client, app, broker, clock, ledger, keys)
 
     yield build

@@ -246,3 +246,67 @@ def test_ack_results_refuse_columns_of_different_lengths() -> None:
         except ValueError:
             continue
         raise AssertionError(f"{wire} took columns of different lengths")
+
+
+ROUTES = {b"/api/v1/orchestrator/worker/ack", b"/x"}
+request_lines = st.sampled_from([
+    b"POST /x HTTP/1.1", b"POST /api/v1/orchestrator/worker/ack HTTP/1.1", b"GET /x HTTP/1.1",
+    b"POST /y HTTP/1.1", b"POST /x HTTP/1.0", b"POST  /x HTTP/1.1", b"POST /x HTTP/1.1 ",
+    b"POST /x", b"POST", b"post /x HTTP/1.1", b"POST /x\r HTTP/1.1", b"",
+])  # fmt: skip
+field_names = st.sampled_from([
+    b"Content-Length", b"content-length", b"CONTENT-LENGTH", b"Authorization", b"X-Stella-Tenant",
+    b"Connection", b"Transfer-Encoding", b"Expect", b"Upgrade", b"Host", b"A" * 70, b"Bad Name",
+    b"", b"X-\xff", b"traceparent",
+])  # fmt: skip
+field_values = st.one_of(
+    st.sampled_from(
+        [
+            b"12",
+            b" 12 ",
+            b"0",
+            b"-1",
+            b"1x",
+            b"9" * 19,
+            b"9" * 20,
+            b"close",
+            b"Keep-Alive, Close",
+            b"\t v \t",
+            b"",
+        ]
+    ),  # fmt: skip
+    st.binary(max_size=12),
+)
+separators = st.sampled_from([b"\r\n", b"\r\n", b"\r\n", b"\n", b"\r", b"\r\n "])
+fields = st.tuples(
+    field_names, st.sampled_from([b":", b": ", b" :", b""]), field_values, separators
+)
+
+
+@given(request_lines, st.lists(fields, max_size=6), st.sampled_from([b"\r\n", b"\n", b""]))
+@example(b"POST /x HTTP/1.1", [(b"Content-Length", b": ", b"12", b"\r\n")], b"\r\n")
+@example(
+    b"POST /x HTTP/1.1",
+    [(b"Content-Length", b":", b"5", b"\r\n"), (b"Connection", b":", b"close", b"\r\n")],
+    b"\r\n",
+)
+def test_request_heads_are_read_alike(
+    line: bytes, lines: list[tuple[bytes, bytes, bytes, bytes]], after_request: bytes
+) -> None:
+    head = line + after_request + b"".join(n + c + v + sep for n, c, v, sep in lines)
+    if head.endswith(b"\r\n"):
+        head = head[:-2]  # a head ends before its blank line
+    for max_body in (0, 12, 2**63 - 1):
+        expected = TWIN.request_head(head, ROUTES, max_body)
+        assert NATIVE.request_head(head, ROUTES, max_body) == expected, head
+
+
+def test_a_plain_head_is_read() -> None:
+    head = (
+        b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 12\r\nX-Stella-Tenant: a\r\n"
+        b"x-stella-tenant:  b \r\nConnection: close"
+    )
+    expected = ("/x", 12, {"host": b"h", "content-length": b"12", "x-stella-tenant": b"a,b",
+                           "connection": b"close"}, False)  # fmt: skip
+    assert TWIN.request_head(head, ROUTES, 100) == expected
+    assert NATIVE.request_head(head, ROUTES, 100) == expected
