@@ -333,6 +333,8 @@ cdef class Wire:
         cdef Py_ssize_t i, n = len(job_ids)
         if len(replies) != n:
             raise ValueError("ack_results(): job_ids and replies differ in length")
+        cdef object last = None  # the engine mostly repeats one shared reply object
+        cdef string tail
         out.reserve(n * 90 + 2)
         out.push_back(c'[')
         for i in range(n):
@@ -341,14 +343,18 @@ cdef class Wire:
                 out.push_back(c',')
             out.append(b'{"jobId":')
             _string(out, job_ids[i])
-            outcome = reply.outcome
-            if outcome == "accepted":
-                out.append(b',"outcome":"accepted","state":')
-                _raw(out, _encoded(names, state_names[reply.state]))
-            else:
-                out.append(b',"outcome":')
-                _raw(out, _encoded(names, outcome))
-            out.push_back(c'}')
+            if reply is not last:
+                tail.clear()
+                outcome = reply.outcome
+                if outcome == "accepted":
+                    tail.append(b',"outcome":"accepted","state":')
+                    _raw(tail, _encoded(names, state_names[reply.state]))
+                else:
+                    tail.append(b',"outcome":')
+                    _raw(tail, _encoded(names, outcome))
+                tail.push_back(c'}')
+                last = reply
+            out.append(tail)
         out.push_back(c']')
         return PyBytes_FromStringAndSize(out.data(), out.size())
 

@@ -310,3 +310,12 @@ def test_a_plain_head_is_read() -> None:
                            "connection": b"close"}, False)  # fmt: skip
     assert TWIN.request_head(head, ROUTES, 100) == expected
     assert NATIVE.request_head(head, ROUTES, 100) == expected
+
+
+def test_ack_results_with_shared_reply_objects() -> None:
+    # the engine hands one shared object for every "accepted, succeeded": the kernel
+    # reuses its encoding while the object repeats, and must notice when it changes
+    done, lost = AckReply("accepted", 3), AckReply("conflict", -1)
+    replies = [done, done, lost, done, lost, lost, AckReply("accepted", 2), done]
+    job_ids = [f"id-{i}" for i in range(len(replies))]
+    assert NATIVE.ack_results(job_ids, replies, NAMES) == TWIN.ack_results(job_ids, replies, NAMES)
