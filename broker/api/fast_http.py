@@ -37,6 +37,7 @@ Dispatch = Callable[[Any, Handler], Awaitable[web.StreamResponse]]
 
 MAX_HEAD = 16 * 1024  # a head this long without its end goes to aiohttp, which refuses it
 MAX_PIPELINED = 16  # parsed requests waiting on one connection before reading pauses
+SMALL_BODY = 64 * 1024  # an answer shorter than this goes out as one joined buffer
 KEEPALIVE_S = 75.0  # an idle connection is closed after this (aiohttp's default too)
 _REASONS = {200: "OK", 201: "Created"}
 _WIRE = Wire()  # reads request heads (its twin, wire_py.Wire.request_head, says how)
@@ -97,11 +98,8 @@ class _Date:
 _DATE = _Date()
 
 
-def response_bytes(response: web.StreamResponse, keep_alive: bool) -> bytes:
-    """The whole HTTP/1.1 answer: status line, headers, body."""
-    assert isinstance(response, web.Response)
-    body = response.body
-    assert isinstance(body, bytes)
+def response_head(response: web.Response, body: bytes, keep_alive: bool) -> bytes:
+    """The status line and header lines of an HTTP/1.1 answer, blank line included."""
     status = response.status
     reason = _REASONS.get(status) or response.reason
     parts = [
@@ -115,8 +113,19 @@ def response_bytes(response: web.StreamResponse, keep_alive: bool) -> bytes:
     if not keep_alive:
         parts.append(b"Connection: close\r\n")
     parts.append(b"\r\n")
-    parts.append(body)
     return b"".join(parts)
+
+
+def send(transport: asyncio.Transport, response: web.StreamResponse, keep_alive: bool) -> None:
+    """Write the whole answer: in one piece when small, else without copying the body."""
+    assert isinstance(response, web.Response)
+    body = response.body
+    assert isinstance(body, bytes)
+    head = response_head(response, body, keep_alive)
+    if len(body) < SMALL_BODY:
+        transport.write(head + body)
+    else:
+        transport.writelines((head, body))
 
 
 class LeanConnection(asyncio.Protocol):
@@ -217,7 +226,7 @@ class LeanConnection(asyncio.Protocol):
                         await self.writable
                     if self.transport is None:
                         return
-                    self.transport.write(response_bytes(response, keep_alive))
+                    send(self.transport, response, keep_alive)
                     if not keep_alive:
                         self.transport.close()
                         return

@@ -270,3 +270,18 @@ async def test_stopping_answers_what_is_in_flight_and_closes_idle_connections(
     status, _, body = await busy.response()  # the long poll ran its course
     assert status == 200 and body == {"jobs": []}
     assert await idle.closed() and await busy.closed()
+
+
+async def test_a_large_answer_goes_out_whole(lean: tuple[Api, LeanPath]) -> None:
+    api, site = lean
+    big = {"blob": "x" * 3_000}  # under the fixture's 4,000-byte body limit
+    conn = await Conn.open(site)
+    for _ in range(30):
+        await conn.send(post(api, SUBMIT, json.dumps({"jobs": [job(payload=big)]}).encode()))
+        assert (await conn.response())[0] == 201
+    claim = b'{"workerId": "w", "jobTypes": ["scan"], "maxJobs": 30}'
+    await conn.send(post(api, CLAIM, claim))
+    status, headers, body = await conn.response()  # over 64 KiB: head and body written apart
+    assert status == 200 and int(headers["content-length"]) > 64 * 1024
+    assert [j["payload"] for j in body["jobs"]] == [big] * 30
+    conn.close()
