@@ -426,11 +426,8 @@ cdef class Wire:
                 return None
             elif key == "connection":
                 keep_alive = b"close" not in value.lower()
-            known = PyDict_GetItem(headers, key)
-            if known == NULL:
+            if PyDict_GetItem(headers, key) == NULL:  # the first value counts
                 headers[key] = value
-            else:
-                headers[key] = <bytes>known + b"," + value
             if line_end >= n:
                 break
             pos = line_end + 2

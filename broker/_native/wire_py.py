@@ -167,8 +167,8 @@ class Wire:
         ``routes`` over HTTP/1.1, with one well-formed ``Content-Length`` of at most
         ``max_body`` and none of ``Transfer-Encoding``, ``Expect``, ``Upgrade``;
         None for anything else. ``head`` ends before the blank line. Field names
-        are lowercased; repeated fields are joined with commas (as aiohttp reads
-        them); values lose surrounding spaces and tabs."""
+        are lowercased; of a repeated field the first value counts (as aiohttp's
+        ``get`` reads it); values lose surrounding spaces and tabs."""
         line_end = head.find(b"\r\n")
         method, _, rest = head[: line_end if line_end >= 0 else len(head)].partition(b" ")
         target, _, version = rest.partition(b" ")
@@ -192,10 +192,7 @@ class Wire:
                 return None
             elif key == "connection":
                 keep_alive = b"close" not in value.lower()
-            if key in headers:
-                headers[key] += b"," + value
-            else:
-                headers[key] = value
+            headers.setdefault(key, value)
         if not 0 <= length <= max_body:
             return None
         return target.decode("ascii"), length, headers, keep_alive

@@ -151,8 +151,15 @@ class LeanConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        if not self.hand_off:
+        if not self.hand_off and not self.closing:
             self._parse()
+        if self.transport is None:
+            return  # handed to aiohttp (or closed) while parsing
+        # nothing more is read until the queue is answered when an unread request waits
+        # for aiohttp (or the close), or more than a head waits behind queued requests
+        waiting = self.hand_off or self.closing or (self.queue and len(self.buffer) > MAX_HEAD)
+        if waiting and self.reading:
+            self._pause_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.site.connections.discard(self)
@@ -169,6 +176,11 @@ class LeanConnection(asyncio.Protocol):
         if self.writable is not None and not self.writable.done():
             self.writable.set_result(None)
         self.writable = None
+
+    def _pause_reading(self) -> None:
+        assert self.transport is not None
+        self.transport.pause_reading()
+        self.reading = False
 
     # -- requests -------------------------------------------------------------------
     def _parse(self) -> None:
@@ -260,6 +272,8 @@ class LeanConnection(asyncio.Protocol):
         protocol = self.site.fallback()
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
+        if self.writable is not None:
+            protocol.pause_writing()  # the transport will tell it when to resume
         if not self.reading:
             transport.resume_reading()
         if self.buffer:

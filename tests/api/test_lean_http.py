@@ -285,3 +285,18 @@ async def test_a_large_answer_goes_out_whole(lean: tuple[Api, LeanPath]) -> None
     assert status == 200 and int(headers["content-length"]) > 64 * 1024
     assert [j["payload"] for j in body["jobs"]] == [big] * 30
     conn.close()
+
+
+async def test_reading_pauses_while_a_request_is_in_flight_and_more_waits(
+    lean: tuple[Api, LeanPath],
+) -> None:
+    api, site = lean
+    conn = await Conn.open(site)
+    poll = b'{"workerId": "w", "jobTypes": ["none"], "maxJobs": 1, "waitMs": 300}'
+    await conn.send(post(api, CLAIM, poll) + b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+    conn.writer.write(b"x" * 1_000_000)  # junk behind a request aiohttp is to answer
+    await asyncio.sleep(0.1)
+    (connection,) = site.connections
+    assert not connection.reading and len(connection.buffer) < 1_000_000
+    assert (await conn.response())[0] == 200  # the long poll, answered in order
+    conn.close()
