@@ -55,9 +55,6 @@ class Headers:
         value = self._fields.get(name.lower())
         return default if value is None else value.decode("utf-8", "surrogateescape")
 
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._fields
-
 
 class LeanRequest(dict[Any, Any]):
     """The part of ``web.Request`` the worker handlers use; a dict for per-request
@@ -203,13 +200,12 @@ class LeanConnection(asyncio.Protocol):
             assert self.transport is not None
             request = LeanRequest(path, fields, bytes(buffer[end + 4 : size]), self.transport)
             del buffer[:size]
-            self.queue.append((request, site.routes[path.encode()], keep_alive))
+            self.queue.append((request, site.handlers[path], keep_alive))
             if not keep_alive:
                 self.closing = True
             self._start_serving()
             if len(self.queue) >= MAX_PIPELINED and self.reading:
-                self.transport.pause_reading()
-                self.reading = False
+                self._pause_reading()
 
     def _start_serving(self) -> None:
         """Wake the connection's task (one for its lifetime: cheaper than a task
@@ -309,7 +305,8 @@ class LeanPath(web.BaseSite):
     everything else is the runner's aiohttp server's."""
 
     __slots__ = (
-        "routes", "dispatch", "max_body", "keepalive_s", "connections", "_address", "_sweeper"
+        "routes", "handlers", "dispatch", "max_body", "keepalive_s", "connections", "_address",
+        "_sweeper",
     )  # fmt: skip
 
     def __init__(
@@ -327,7 +324,8 @@ class LeanPath(web.BaseSite):
     ) -> None:
         super().__init__(runner, backlog=backlog)
         self._address: dict[str, Any] = {"sock": sock} if sock else {"host": host, "port": port}
-        self.routes = {path.encode(): handler for path, handler in routes.items()}
+        self.handlers = dict(routes)
+        self.routes = frozenset(path.encode() for path in routes)  # what request_head takes
         self.dispatch = dispatch
         self.max_body = max_body
         self.keepalive_s = keepalive_s
