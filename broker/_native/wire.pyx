@@ -46,6 +46,10 @@ cdef const char *_TOKEN_CHARS = (
 cdef Py_ssize_t _k
 for _k in range(strlen(_TOKEN_CHARS)):
     _TCHAR[<unsigned char>_TOKEN_CHARS[_k]] = True
+cdef bint _CTL[256]  # bytes no field value may hold: controls but HTAB (CR and LF end it)
+for _k in range(32):
+    _CTL[_k] = _k != 9 and _k != 10 and _k != 13
+_CTL[127] = True
 
 cdef uint64_t _TS = (1ULL << 48) - 1
 cdef Py_ssize_t _CACHE_MAX = 65_536  # encoded names and backoffs kept between calls
@@ -396,6 +400,8 @@ cdef class Wire:
             v_start = name_end + 1
             v_end = v_start
             while v_end < n and s[v_end] != c'\r' and s[v_end] != c'\n':
+                if _CTL[<unsigned char>s[v_end]]:
+                    return None  # a control character: aiohttp's parser judges it
                 v_end += 1
             if v_end < n and (s[v_end] == c'\n' or v_end + 1 >= n or s[v_end + 1] != c'\n'):
                 return None  # a bare LF or CR

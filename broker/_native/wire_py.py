@@ -32,7 +32,8 @@ _JOB_ID = re.compile(
 _LEASE_ID = re.compile(r"[0-9a-f]{16}\Z", re.IGNORECASE)
 SIMPLE_RESULT = frozenset({"jobId", "leaseId", "status"})
 # header lines, each a name (an RFC 9110 token), a colon and a value free of CR and LF
-_FIELDS = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n]*\r\n)*\Z")
+# a value holds no control character but HTAB (RFC 9110 section 5.5); CR and LF end it
+_FIELDS = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\x00-\x08\x0a-\x1f\x7f]*\r\n)*\Z")
 _DIGITS = re.compile(rb"[0-9]{1,19}\Z")
 # fields whose presence sends a request to aiohttp: it alone handles what they ask
 _HAND_OFF = frozenset({"transfer-encoding", "expect", "upgrade"})

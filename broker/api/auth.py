@@ -95,6 +95,8 @@ def issue_token(
     unknown = set(scopes.split()) - SCOPES
     if unknown:
         raise ValueError(f"unknown scopes: {' '.join(sorted(unknown))}")
+    if any("\x00" in value for value in (tenant, subject, project or "")):
+        raise ValueError("tenant, subject and project must not contain NUL characters")
     now = int(time.time())
     claims: dict[str, object] = {
         "sub": subject,
@@ -118,6 +120,9 @@ class Authenticator:
         if not authorization or authorization[:7].lower() != "bearer ":
             raise Unauthenticated("missing bearer token")
         token = authorization[7:].strip()
+        if not token.isascii():
+            # a JWT is ASCII; other header bytes arrive as (surrogate-escaped) text
+            raise Unauthenticated("invalid token: not ASCII")
         now = time.time()
         found = self._cache.get(token)
         if found is None or found.expires <= now:
@@ -146,6 +151,8 @@ class Authenticator:
         project = claims.get("project")
         if not isinstance(scope, str) or not (tenant is None or isinstance(tenant, str)):
             raise Unauthenticated("malformed claims")
+        if any("\x00" in str(value) for value in (claims["sub"], tenant, project)):
+            raise Unauthenticated("malformed claims: NUL character")  # no text column takes NUL
         return Principal(
             subject=str(claims["sub"]),
             tenant=tenant or None,

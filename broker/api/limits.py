@@ -160,9 +160,9 @@ def parse_source(body: Any, keep: Source | None) -> Source:
 
 def _host(request: web.Request) -> str:
     host = request.match_info["host"]
-    if not 0 < len(host) <= HOST_MAX:
+    if not 0 < len(host) <= HOST_MAX or "\x00" in host:
         raise ValidationFailed(
-            "a source host has 1..253 characters",
+            "a source host has 1..253 characters, no NUL",
             details=[{"field": "host", "problem": "bad length"}],
         )
     return host

@@ -100,6 +100,9 @@ def _int(value: Any, field: str, low: int, high: int, problems: Problems) -> int
     return int(value)
 
 
+NESTED_TOO_DEEPLY = "nested too deeply (at most 254 levels)"
+
+
 def _str(value: Any, field: str, max_len: int, problems: Problems) -> str | None:
     if not isinstance(value, str) or not value:
         problems.add(field, "must be a non-empty string")
@@ -107,7 +110,19 @@ def _str(value: Any, field: str, max_len: int, problems: Problems) -> str | None
     if len(value) > max_len:
         problems.add(field, f"must be at most {max_len} characters")
         return None
+    if "\x00" in value:  # no ledger text column can hold it: refused here, not by the store
+        problems.add(field, "must not contain NUL characters")
+        return None
     return value
+
+
+def _encoded(value: Any, field: str, problems: Problems) -> bytes | None:
+    """``value`` as stored JSON; orjson reads 1,024 levels but writes only 254."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        problems.add(field, NESTED_TOO_DEEPLY)
+        return None
 
 
 def _opt_str(obj: dict[str, Any], name: str, where: str, max_len: int, p: Problems) -> str | None:
@@ -189,11 +204,7 @@ def job_spec(
         payload = b"null"
     else:
         if payload is None:
-            try:
-                payload = orjson.dumps(job["payload"])
-            except orjson.JSONEncodeError:
-                p.add(f"jobs[{index}].payload", "nested too deeply (at most 254 levels)")
-                payload = b"null"
+            payload = _encoded(job["payload"], f"jobs[{index}].payload", p) or b"null"
         if len(payload) > max_payload:
             raise PayloadTooLarge(
                 f"jobs[{index}].payload is {len(payload)} bytes encoded; the limit is {max_payload}"
@@ -342,7 +353,7 @@ def parse_heartbeat(body: Any, default_extend_s: int) -> HeartbeatRequest:
         jids.append(jid)
         tokens.append(token)
         extend.append((seconds or 1) * 1000)
-        progress.append(None if raw is None else orjson.dumps(raw))
+        progress.append(None if raw is None else _encoded(raw, f"{where}.progress", p))
         job_ids.append(lease.get("jobId"))
     p.raise_if_any("invalid heartbeat")
     return HeartbeatRequest(worker or "", jids, tokens, extend, progress, job_ids)
@@ -424,13 +435,14 @@ def _ack_item(result: dict[str, Any], where: str, p: Problems) -> AckItem | None
     raw_error = result.get("error")
     if raw_error is not None and _object(raw_error, f"{where}.error", ERROR_FIELDS, p):
         retryable, retry_after_ms, throttled = _ack_error(raw_error, f"{where}.error", p)
-        error = orjson.dumps(raw_error)
+        error = _encoded(raw_error, f"{where}.error", p)
     artifacts = result.get("artifacts")
     if artifacts is not None:
         _check_artifacts(artifacts, f"{where}.artifacts", p)
     output = None
     if "output" in result or artifacts:
-        output = orjson.dumps({"output": result.get("output"), "artifacts": artifacts or []})
+        kept = {"output": result.get("output"), "artifacts": artifacts or []}
+        output = _encoded(kept, f"{where}.output", p)
     if type(status) is not str or status not in ACK_STATUSES:
         return None
     return AckItem(jid, token, status, retryable, retry_after_ms, error, output, throttled)

@@ -132,5 +132,10 @@ def decode_cursor(token: str | None, shape: type) -> Any:
 
 def _is_run_cursor(value: Any) -> bool:
     return (
-        type(value) is list and len(value) == 2 and type(value[0]) is int and type(value[1]) is str
+        type(value) is list
+        and len(value) == 2
+        and type(value[0]) is int
+        and -(2**63) <= value[0] < 2**63  # a Postgres bigint
+        and type(value[1]) is str
+        and "\x00" not in value[1]
     )

@@ -55,8 +55,10 @@ def parse_run(body: Any, max_payload: int) -> tuple[str | None, list[Any]]:
         p.add("", f"must be an object with fields {sorted(RUN_FIELDS)}")
         p.raise_if_any("invalid run")
     token = body.get("runToken")
-    if token is not None and (type(token) is not str or not 0 < len(token) <= 128):
-        p.add("runToken", "must be a string of 1..128 characters")
+    if token is not None and (
+        type(token) is not str or not 0 < len(token) <= 128 or "\x00" in token
+    ):
+        p.add("runToken", "must be a string of 1..128 characters, no NUL")
     jobs = body.get("jobs")
     if type(jobs) is not list or not 0 < len(jobs) <= MAX_JOBS_PER_SUBMIT:
         p.add("jobs", f"must be a list of 1..{MAX_JOBS_PER_SUBMIT} jobs")

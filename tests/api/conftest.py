@@ -73,6 +73,14 @@ def job(job_type: str = "scan", payload: Any = None, **fields: Any) -> dict[str,
     return {"jobType": job_type, "payload": {"n": 1} if payload is None else payload, **fields}
 
 
+def nested(depth: int) -> Any:
+    """A list ``depth`` levels deep: orjson reads 1,024 levels but writes 254."""
+    value: Any = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
 def assert_envelope(status: int, body: Any, code: str, expected_status: int) -> dict[str, Any]:
     """``body`` is the error envelope with ``code``; returns its ``error`` object."""
     assert status == expected_status, (status, body)

@@ -8,7 +8,17 @@ import pytest
 
 from broker import states
 
-from .conftest import ACK, NOW_MS, OTHER, Api, assert_envelope, detail_fields, job, parse_time
+from .conftest import (
+    ACK,
+    NOW_MS,
+    OTHER,
+    Api,
+    assert_envelope,
+    detail_fields,
+    job,
+    nested,
+    parse_time,
+)
 
 GOOD_DIGEST = "sha256:" + "ab" * 32
 
@@ -358,6 +368,11 @@ async def test_artifact_with_bad_digest(api: Api, digest: Any) -> None:
             "results[0].artifacts[0].size",
         ),
         ({"extra": 1}, "results[0].extra"),
+        ({"output": nested(300)}, "results[0].output"),
+        (
+            {"artifacts": [{"uri": "cas://\x00", "digest": GOOD_DIGEST}]},
+            "results[0].artifacts[0].uri",
+        ),
     ],
     ids=lambda v: v if isinstance(v, str) else "",
 )
@@ -374,6 +389,7 @@ async def test_invalid_result(api: Api, change: dict[str, Any], field: str) -> N
     [
         ({"results": []}, "workerId"),
         ({"workerId": "w-1"}, "results"),
+        ({"workerId": "w\x00", "results": []}, "workerId"),
         ({"workerId": "w-1", "results": {}}, "results"),
         ({"workerId": "w-1", "results": []}, "results"),
         ({"workerId": "w-1", "results": ["done"]}, "results[0]"),

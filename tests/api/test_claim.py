@@ -209,6 +209,7 @@ async def test_lease_ids_are_unique_and_attempt_grows(api: Api) -> None:
         ({"workerId": ""}, "workerId"),
         ({"workerId": 7}, "workerId"),
         ({"workerId": "w" * 129}, "workerId"),
+        ({"workerId": "w\x00"}, "workerId"),
         ({"colour": "blue"}, "colour"),
     ],
     ids=lambda v: str(v),

@@ -6,7 +6,17 @@ from typing import Any
 
 import pytest
 
-from .conftest import HEARTBEAT, NOW_MS, OTHER, Api, assert_envelope, detail_fields, job, parse_time
+from .conftest import (
+    HEARTBEAT,
+    NOW_MS,
+    OTHER,
+    Api,
+    assert_envelope,
+    detail_fields,
+    job,
+    nested,
+    parse_time,
+)
 
 
 async def beat(api: Api, *leases: dict[str, Any], tenant: str = "tenant-a") -> list[dict[str, Any]]:
@@ -133,6 +143,14 @@ async def test_another_tenants_job_is_lost(api: Api) -> None:
     [
         ({"leases": [{"jobId": "j", "leaseId": "l"}]}, "workerId"),
         ({"workerId": "w"}, "leases"),
+        ({"workerId": "w\x00", "leases": [{"jobId": "j", "leaseId": "l"}]}, "workerId"),
+        (
+            {
+                "workerId": "w",
+                "leases": [{"jobId": "j", "leaseId": "l", "progress": {"x": nested(300)}}],
+            },
+            "leases[0].progress",
+        ),
         ({"workerId": "w", "leases": []}, "leases"),
         ({"workerId": "w", "leases": "all"}, "leases"),
         ({"workerId": "w", "leases": [{"jobId": "j", "leaseId": "l"}] * 1001}, "leases"),

@@ -158,8 +158,19 @@ async def test_a_body_sent_byte_by_byte_is_read_whole(lean: tuple[Api, LeanPath]
         ("Content-Length : 5",),  # a space before the colon: refused
         ("Content-Length: 5", "Content-Length: 5"),  # two lengths: refused
         ("Content-Length: 99999",),  # over max_body_bytes: 413
+        ("X-Note: a\x01b",),  # a control character in a value: refused
+        ("X-Note: a\x00b",),
     ],
-    ids=["chunked", "expect", "obs-fold", "space-before-colon", "two-lengths", "too-large"],
+    ids=[
+        "chunked",
+        "expect",
+        "obs-fold",
+        "space-before-colon",
+        "two-lengths",
+        "too-large",
+        "control-char",
+        "nul",
+    ],  # fmt: skip
 )
 async def test_what_the_lean_path_does_not_vouch_for_goes_to_aiohttp(
     lean: tuple[Api, LeanPath], extra: tuple[str, ...]

@@ -20,6 +20,7 @@ from .conftest import (
     detail_fields,
     is_uuid7,
     job,
+    nested,
     rfc3339,
 )
 
@@ -221,6 +222,12 @@ async def test_job_not_an_object(api: Api) -> None:
         ("runId", 2),
         ("key", False),
         ("dependsOn", "parse"),
+        ("idempotencyKey", "k\x00"),
+        ("project", "p\x00q"),
+        ("correlationId", "\x00"),
+        ("sourceHost", "h\x00"),
+        ("runId", "r\x00"),
+        ("key", "\x00k"),
     ],
 )
 async def test_bad_job_field(api: Api, field: str, value: Any) -> None:
@@ -359,13 +366,6 @@ async def test_not_before_at_the_end_of_year_9999_is_readable(api: Api) -> None:
 async def test_not_before_before_1970(api: Api) -> None:
     error = await refused(api, {"jobs": [job(notBefore="1969-12-31T23:59:59Z")]})
     assert detail_fields(error) == ["jobs[0].notBefore"]
-
-
-def nested(depth: int) -> Any:
-    value: Any = []
-    for _ in range(depth - 1):
-        value = [value]
-    return value
 
 
 async def test_payload_nested_too_deeply_to_store_is_refused(api: Api) -> None:

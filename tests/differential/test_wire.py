@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -273,6 +274,9 @@ field_values = st.one_of(
             b"Keep-Alive, Close",
             b"\t v \t",
             b"",
+            b"a\x00b",
+            b"a\x7f",
+            b"\x01",
         ]
     ),  # fmt: skip
     st.binary(max_size=12),
@@ -310,6 +314,18 @@ def test_a_plain_head_is_read() -> None:
                            "connection": b"close"}, False)  # fmt: skip
     assert TWIN.request_head(head, ROUTES, 100) == expected
     assert NATIVE.request_head(head, ROUTES, 100) == expected
+
+
+@pytest.mark.parametrize("control", [b"\x00", b"\x01", b"\x1f", b"\x7f", b"\x0b"])
+def test_a_control_character_in_a_value_is_not_read(control: bytes) -> None:
+    # left to aiohttp's parser, which refuses it; HTAB and obs-text are fine
+    head = b"POST /x HTTP/1.1\r\nContent-Length: 2\r\nX-A: a" + control + b"b"
+    assert TWIN.request_head(head, ROUTES, 100) is None
+    assert NATIVE.request_head(head, ROUTES, 100) is None
+    fine = b"POST /x HTTP/1.1\r\nContent-Length: 2\r\nX-A: a\tb\xff"
+    expected = ("/x", 2, {"content-length": b"2", "x-a": b"a\tb\xff"}, True)
+    assert TWIN.request_head(fine, ROUTES, 100) == expected
+    assert NATIVE.request_head(fine, ROUTES, 100) == expected
 
 
 def test_ack_results_with_shared_reply_objects() -> None:
