@@ -12,6 +12,7 @@ from aiohttp import web
 
 from .api.app import lean_site, make_app
 from .api.auth import Authenticator, issue_token
+from .api.fast_http import KEEPALIVE_S
 from .config import Config
 from .service import Broker
 from .store import ledger_for
@@ -36,9 +37,14 @@ class Server:
     async def start(self) -> None:
         await self.broker.start()  # state is loaded before the port opens
         settle_garbage_collector()
-        # handler_cancellation: a long poll whose client went away stops waiting at once
+        # handler_cancellation: a long poll whose client went away stops waiting at once;
+        # an idle connection is closed after the same time on both paths
         self._runner = web.AppRunner(
-            self.app, access_log=None, handle_signals=False, handler_cancellation=True
+            self.app,
+            access_log=None,
+            handle_signals=False,
+            handler_cancellation=True,
+            keepalive_timeout=KEEPALIVE_S,
         )
         await self._runner.setup()
         # the worker routes and submission take the lean path; aiohttp serves the rest
@@ -50,6 +56,7 @@ class Server:
         # end the event streams first: an open one would hold the HTTP shutdown until
         # its timeout, and with it the final flush
         self.broker.events.close()
+        self.broker.stop_waiting()  # likewise a parked long poll (up to 30 s)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -38,7 +38,9 @@ Dispatch = Callable[[Any, Handler], Awaitable[web.StreamResponse]]
 MAX_HEAD = 16 * 1024  # a head this long without its end goes to aiohttp, which refuses it
 MAX_PIPELINED = 16  # parsed requests waiting on one connection before reading pauses
 SMALL_BODY = 64 * 1024  # an answer shorter than this goes out as one joined buffer
-KEEPALIVE_S = 75.0  # an idle connection is closed after this (aiohttp's default too)
+# an idle connection is closed after this; so is one whose request's head has not
+# arrived whole this long after the last answer, or whose body has stopped coming
+KEEPALIVE_S = 75.0
 _REASONS = {200: "OK", 201: "Created"}
 _WIRE = Wire()  # reads request heads (its twin, wire_py.Wire.request_head, says how)
 
@@ -140,6 +142,7 @@ class LeanConnection(asyncio.Protocol):
         self.reading = True
         self.writable: asyncio.Future[None] | None = None  # set while writing is paused
         self.quiet_since = time.monotonic()  # when it last answered (or connected)
+        self.swept_length = 0  # bytes buffered at the last sweep: a body still coming?
 
     # -- asyncio.Protocol -----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -277,14 +280,18 @@ class LeanConnection(asyncio.Protocol):
         self.buffer.clear()
         self.transport = None
 
-    def close_if_idle(self, since: float) -> None:
-        """Close if nothing was asked since it last answered at ``since`` or before."""
-        if (
-            self.idle
-            and not self.buffer
-            and self.quiet_since <= since
-            and self.transport is not None
-        ):
+    def close_if_idle(self, since: float, now: float) -> None:
+        """Close if nothing was asked since it last answered at ``since`` or before,
+        or a request has been on its way since then: its head still incomplete
+        (a head is small), or its body no longer growing (a large one may take long)."""
+        if not self.idle or self.transport is None:
+            return
+        buffered = len(self.buffer)
+        if buffered != self.swept_length:
+            self.swept_length = buffered
+            if buffered and self.buffer.find(b"\r\n\r\n") >= 0:
+                self.quiet_since = now  # a body is still arriving
+        if self.quiet_since <= since:
             self.transport.close()
 
     def shut(self) -> None:
@@ -369,9 +376,10 @@ class LeanPath(web.BaseSite):
         every = max(self.keepalive_s / 8, 0.05)
         while True:
             await asyncio.sleep(every)
-            since = time.monotonic() - self.keepalive_s
+            now = time.monotonic()
+            since = now - self.keepalive_s
             for connection in list(self.connections):
-                connection.close_if_idle(since)
+                connection.close_if_idle(since, now)
 
     async def stop(self, timeout_s: float = 10.0) -> None:
         """Stop listening; answer what each connection has queued (for at most

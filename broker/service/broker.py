@@ -119,13 +119,19 @@ class Broker:
         self.ticker = Ticker(self.engine, self.clock, self._records_from_ticker)
         for service in self._services():
             await service.start()
+        self.waiters.closed = False
         self.started = True
+
+    def stop_waiting(self) -> None:
+        """Answer parked long polls now, empty, and park no more: the first step of
+        a shutdown, so that stopping the HTTP site does not wait out their waits."""
+        self.waiters.close()
 
     async def stop(self) -> None:
         if not self.started:
             return
         self.started = False
-        self.waiters.wake_all()  # parked long polls answer empty instead of holding shutdown
+        self.stop_waiting()
         for service in reversed(self._services()):
             await service.stop()
         self.events.close()  # after the last flush: its events are out too
@@ -193,7 +199,7 @@ class Broker:
                 self.ticker.poke(min(grant.deadlines))
                 return grant
             remaining = give_up - loop.time()
-            if remaining <= 0 or max_jobs == 0:
+            if remaining <= 0 or max_jobs == 0 or self.waiters.closed:
                 return EMPTY_GRANT
             await self.waiters.wait(tenant, remaining)
 

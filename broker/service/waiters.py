@@ -16,6 +16,7 @@ class Waiters:
     def __init__(self) -> None:
         self._parked: dict[str | None, set[asyncio.Future[None]]] = {}
         self.count = 0
+        self.closed = False  # shutting down: no claim parks any more
 
     def __bool__(self) -> bool:
         return self.count > 0
@@ -36,8 +37,13 @@ class Waiters:
             if not parked:
                 self._parked.pop(tenant, None)
 
+    def close(self) -> None:
+        """Shutdown: wake every parked claim; from now on none parks."""
+        self.closed = True
+        self.wake_all()
+
     def wake_all(self) -> None:
-        """Wake every parked claim (shutdown)."""
+        """Wake every parked claim."""
         for parked in self._parked.values():
             for future in parked:
                 if not future.done():

@@ -245,6 +245,33 @@ async def test_an_idle_connection_is_closed_after_the_keepalive(
     assert not site.connections
 
 
+async def test_a_head_that_never_ends_is_closed_after_the_keepalive(
+    lean: tuple[Api, LeanPath],
+) -> None:
+    api, site = lean
+    conn = await Conn.open(site)
+    await conn.send(post(api, SUBMIT, submission())[:40])  # a head cut short, then silence
+    assert await conn.closed()
+    assert not site.connections
+
+
+async def test_a_body_is_waited_for_while_it_keeps_coming(lean: tuple[Api, LeanPath]) -> None:
+    api, site = lean
+    request = post(api, SUBMIT, submission(20))
+    head_end = request.index(b"\r\n\r\n") + 4
+    slow = await Conn.open(site)
+    await slow.send(request[:head_end])
+    for byte in request[head_end:]:  # slower in all than the 0.3 s keep-alive, never idle
+        await slow.send(bytes([byte]))
+        await asyncio.sleep(0.002)
+    status, _, body = await slow.response()
+    assert status == 201 and len(body["jobs"]) == 20
+    stalled = await Conn.open(site)
+    await stalled.send(request[: head_end + 10])  # then the body stops coming
+    assert await stalled.closed()
+    slow.close()
+
+
 async def test_a_long_poll_stops_when_its_client_leaves(lean: tuple[Api, LeanPath]) -> None:
     api, site = lean
     conn = await Conn.open(site)

@@ -460,6 +460,23 @@ def free_port() -> int:
         return port
 
 
+async def test_stopping_the_server_answers_parked_long_polls_at_once(tmp_path: Path) -> None:
+    """A claim parked for 30 s must not hold the shutdown until the site's
+    10-second grace ends and cuts it: it is answered, empty, at once."""
+    server = Server(config(tmp_path))
+    await server.start()
+    token = issue_token(server.keys, TENANT, "orch:worker")
+    headers = {"Authorization": f"Bearer {token}"}
+    url = f"{server.url}/api/v1/orchestrator/worker/claim"
+    poll = {"workerId": "w", "jobTypes": ["none"], "maxJobs": 1, "waitMs": 30_000}
+    async with aiohttp.ClientSession() as http:
+        claim = asyncio.create_task(http.post(url, json=poll, headers=headers))
+        await eventually(lambda: bool(server.broker.waiters))  # the claim is parked
+        await asyncio.wait_for(server.stop(), 5)
+        async with await asyncio.wait_for(claim, 5) as reply:
+            assert reply.status == 200 and await reply.json() == {"jobs": []}
+
+
 async def test_stopping_the_server_ends_open_event_streams_at_once(tmp_path: Path) -> None:
     """An open SSE stream must not hold the shutdown (and its final flush) until
     aiohttp's handler timeout: the streams end first."""
