@@ -143,6 +143,7 @@ class LeanConnection(asyncio.Protocol):
         self.writable: asyncio.Future[None] | None = None  # set while writing is paused
         self.quiet_since = time.monotonic()  # when it last answered (or connected)
         self.swept_length = 0  # bytes buffered at the last sweep: a body still coming?
+        self.awaited: tuple[int, Any] | None = None  # (head end, head) of a partial request
 
     # -- asyncio.Protocol -----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -187,19 +188,24 @@ class LeanConnection(asyncio.Protocol):
         site = self.site
         while not self.closing:
             buffer = self.buffer
-            end = buffer.find(b"\r\n\r\n")
-            if end < 0:
-                if len(buffer) > MAX_HEAD:
+            if self.awaited:  # a head already read waits for the rest of its body
+                end, head = self.awaited
+            else:
+                end = buffer.find(b"\r\n\r\n", 0, MAX_HEAD + 4)
+                if end < 0:
+                    if len(buffer) > MAX_HEAD:
+                        self._hand_off_when_idle()  # aiohttp refuses a head this long
+                    return
+                head = _WIRE.request_head(bytes(buffer[:end]), site.routes, site.max_body)
+                if head is None:
                     self._hand_off_when_idle()
-                return
-            head = _WIRE.request_head(bytes(buffer[:end]), site.routes, site.max_body)
-            if head is None:
-                self._hand_off_when_idle()
-                return
+                    return
             path, length, fields, keep_alive = head
             size = end + 4 + length
             if len(buffer) < size:
-                return  # the body is still on its way
+                self.awaited = end, head  # the body is still on its way: not read again
+                return
+            self.awaited = None
             assert self.transport is not None
             request = LeanRequest(path, fields, bytes(buffer[end + 4 : size]), self.transport)
             del buffer[:size]
@@ -289,7 +295,7 @@ class LeanConnection(asyncio.Protocol):
         buffered = len(self.buffer)
         if buffered != self.swept_length:
             self.swept_length = buffered
-            if buffered and self.buffer.find(b"\r\n\r\n") >= 0:
+            if self.awaited is not None:
                 self.quiet_since = now  # a body is still arriving
         if self.quiet_since <= since:
             self.transport.close()

@@ -197,6 +197,18 @@ async def test_what_the_lean_path_does_not_vouch_for_goes_to_aiohttp(
     conn.close()
 
 
+async def test_a_head_over_the_limit_goes_to_aiohttp_even_in_one_piece(
+    lean: tuple[Api, LeanPath],
+) -> None:
+    api, site = lean
+    conn = await Conn.open(site)
+    filler = [f"X-Filler-{i}: {'x' * 1000}" for i in range(20)]  # 20 KiB of head
+    await conn.send(post(api, SUBMIT, submission(), *filler))
+    status, headers, reply = await conn.response()  # aiohttp limits each line, not the sum
+    assert "aiohttp" in headers["server"] and status == 201, (status, reply)
+    conn.close()
+
+
 async def test_http_1_0_goes_to_aiohttp(lean: tuple[Api, LeanPath]) -> None:
     api, site = lean
     conn = await Conn.open(site)
