@@ -28,7 +28,9 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process (and its reaped children)."""
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
-    ticks = int(fields[11]) + int(fields[12])  # utime, stime
+    # utime, stime, and cutime, cstime: the postmaster's reaped children are the
+    # backends that exited, whose CPU would otherwise drop out of a Postgres total
+    ticks = sum(int(field) for field in fields[11:15])
     return ticks / os.sysconf("SC_CLK_TCK")
 
 

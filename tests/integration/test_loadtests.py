@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import os
 import struct
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +23,7 @@ import asyncpg
 import orjson
 import pytest
 
+from loadtests.broker_process import cpu_seconds
 from loadtests.cli import main
 
 CPU = ("broker_cpu_s", "generator_cpu_s", "broker_cpu_per_wall", "generator_cpu_per_wall")
@@ -201,3 +204,20 @@ def test_limits_drains_limited_and_unlimited_rounds(tmp_path: Path) -> None:
         f["limited_drain_jobs_per_s"] / f["unlimited_drain_jobs_per_s"], abs=0.001
     )
     assert len(f["limited_rounds_jobs_per_s"].split(", ")) == 2
+
+
+def test_cpu_seconds_keep_what_exited_children_spent() -> None:
+    """A Postgres backend that exits during a run leaves its CPU with the
+    postmaster (as a reaped child's): the total must not drop it."""
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass"
+    parent = subprocess.Popen(
+        [sys.executable, "-c", f"import subprocess, sys, time\n"
+         f"subprocess.run([sys.executable, '-c', {burn!r}])\nprint(flush=True)\ntime.sleep(30)"],
+        stdout=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert parent.stdout is not None and parent.stdout.readline() == b"\n"  # child reaped
+        assert cpu_seconds(parent.pid) >= 0.3
+    finally:
+        parent.kill()
+        parent.wait()
