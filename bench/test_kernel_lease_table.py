@@ -49,19 +49,17 @@ def sample(table: Any, batch: int, rng: random.Random) -> tuple[list[int], list[
 def test_grant_many(benchmark: Any, impl: str, batch: int) -> None:
     table = filled(impl)
     jobs = list(range(SIZE, SIZE + batch))
-    tokens: list[int] = []
 
     def setup() -> tuple[tuple[Any, ...], dict[str, Any]]:
-        if tokens:  # release what the previous round granted
-            table.release_many(jobs, tokens)
+        if jobs[0] in table:  # release what the previous round granted
+            table.release_many(jobs, [table.token_of(job) for job in jobs])
         return (jobs, WORKER, 2 * RESIDENT), {}
 
-    def grant(*args: Any) -> None:
-        tokens[:] = table.grant_many(*args)
-
     benchmark.extra_info["jobs"] = batch
-    benchmark.pedantic(grant, setup=setup, rounds=ROUNDS[batch], iterations=1)
-    assert len(tokens) == batch and len(table) == SIZE + batch
+    # the kernel call alone is timed: a wrapper keeping its tokens would add a
+    # Python call to both sides, most of what a batch-1 round costs the compiled one
+    benchmark.pedantic(table.grant_many, setup=setup, rounds=ROUNDS[batch], iterations=1)
+    assert all(job in table for job in jobs) and len(table) == SIZE + batch
 
 
 @impls

@@ -28,5 +28,8 @@ cdef class DagIndex:
     # add() scratch, kept to reuse its storage: the distinct parents and their nodes
     cdef vector[int64_t] _pkeys
     cdef vector[DagNode*] _pnodes
+    # complete_many() and fail() scratch, likewise: no allocation per call
+    cdef vector[DagNode*] _batch
+    cdef vector[int64_t] _todo
 
     cdef DagNode* _node(self, object job) except? NULL

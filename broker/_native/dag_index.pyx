@@ -126,14 +126,15 @@ cdef class DagIndex:
 
     def complete_many(self, jobs):
         """Mark READY jobs DONE; returns children that became READY, in order."""
-        cdef vector[DagNode*] batch
-        cdef vector[int64_t] ready
+        cdef vector[DagNode*]* batch = &self._batch
+        cdef list ready = []
         cdef DagNode* node
         cdef DagNode* cnode
         cdef bint duplicate = False
         cdef Py_ssize_t i, j
         cdef int64_t child
         self._epoch += 1
+        batch.clear()
         for job in jobs:
             node = self._node(job)
             if node == NULL or node.state != DAG_READY:
@@ -146,7 +147,7 @@ cdef class DagIndex:
         if duplicate:
             raise ValueError("a job appears twice in the batch")
         for i in range(<Py_ssize_t>batch.size()):
-            node = batch[i]
+            node = batch[0][i]
             node.state = DAG_DONE
             for j in range(<Py_ssize_t>node.children.size()):
                 child = node.children[j]
@@ -159,7 +160,7 @@ cdef class DagIndex:
                 cnode.unmet -= 1
                 if cnode.unmet == 0:
                     cnode.state = DAG_READY
-                    ready.push_back(child)
+                    ready.append(child)
         return ready
 
     def fail(self, job):
@@ -168,13 +169,14 @@ cdef class DagIndex:
         if node == NULL or (node.state != DAG_WAITING and node.state != DAG_READY):
             raise ValueError(f"job {job} cannot fail in the DAG")
         node.state = DAG_DEAD
-        cdef vector[int64_t] blocked
-        cdef vector[int64_t] todo = node.children
+        cdef list blocked = []
+        cdef vector[int64_t]* todo = &self._todo
+        todo.assign(node.children.begin(), node.children.end())
         cdef size_t head = 0
         cdef int64_t child
         cdef DagNode* cnode
         while head < todo.size():
-            child = todo[head]
+            child = todo[0][head]
             head += 1
             it = self._nodes.find(child)
             if it == self._nodes.end():
@@ -183,7 +185,7 @@ cdef class DagIndex:
             if cnode.state != DAG_WAITING and cnode.state != DAG_READY:
                 continue
             cnode.state = DAG_BLOCKED
-            blocked.push_back(child)
+            blocked.append(child)
             todo.insert(todo.end(), cnode.children.begin(), cnode.children.end())
         return blocked
 

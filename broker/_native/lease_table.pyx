@@ -168,8 +168,9 @@ cdef class LeaseTable:
         cdef int64_t d = _checked(deadline, "deadline")
         cdef Py_ssize_t i, n = len(jobs)
         cdef int64_t job
-        cdef vector[int64_t] batch
+        cdef vector[int64_t]* batch = &self._granted
         cdef Lease* lease
+        batch.clear()
         batch.reserve(n)
         self._reserve_heap(n)
         # Leases go in as the batch is checked (a job seen twice is then
@@ -187,13 +188,13 @@ cdef class LeaseTable:
             if self._next - 1 + <uint64_t>n > <uint64_t>INT64_MAX:
                 raise ValueError("token counter exhausted")
         except:
-            for job in batch:
-                self._leases.erase_at(self._leases.find(job))
+            for i in range(<Py_ssize_t>batch.size()):
+                self._leases.erase_at(self._leases.find(batch[0][i]))
             raise
         cdef int64_t first = <int64_t>self._next  # wraps only at 2**63, for an empty batch
         self._next += <uint64_t>n
         for i in range(n):
-            self._push(d, first + i, batch[i])
+            self._push(d, first + i, batch[0][i])
         return [first + i for i in range(n)]
 
     def restore(self, job, token, worker, deadline):

@@ -1,5 +1,6 @@
 from libc.stdint cimport int64_t
-from libcpp.unordered_map cimport unordered_map
+
+from .lease_table cimport JobMap
 
 
 cdef extern from *:
@@ -28,6 +29,6 @@ cdef class TokenBuckets:
     cdef int64_t _decrease
     cdef int64_t _recover
     cdef int64_t _min_rate
-    cdef unordered_map[int64_t, Bucket] _buckets
+    cdef JobMap[Bucket] _buckets
 
     cdef Bucket* _bucket(self, object key) except? NULL
