@@ -13,8 +13,9 @@ import pytest
 from broker._native import native, twin
 from broker.states import TERMINAL
 from broker.store.postgres import PostgresLedger
+from broker.store import FlushBatch
 from broker.store.rows import HistoryRow
-from tests.contract.test_ledger import POSTGRES
+from tests.contract.test_ledger import POSTGRES, job, leased
 
 ROWS = [
     HistoryRow(1, 10, 2, 1, 0, 7, "w-1", 9_000, 0, None, 7, "w-1", 10, 9_000, 0, None, None,
@@ -67,3 +68,25 @@ async def test_copy_data_are_the_rows_asyncpg_writes(conn: asyncpg.Connection, k
     )
     assert await stored(conn) == expected
     assert revived == [1]  # below the floor and leased; job 3 is not below it
+
+
+async def test_a_flush_of_several_statements_commits_whole_or_not_at_all() -> None:
+    """New jobs and their history go in one transaction: when the history's COPY
+    fails (Postgres refuses a NUL in text), the jobs copied before it are gone too."""
+    name = f"atomic_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(POSTGRES)
+    await admin.execute(f'CREATE SCHEMA "{name}"')
+    ledger = PostgresLedger(POSTGRES, schema=name)
+    await ledger.open()
+    try:
+        refused = leased(1, 1, 1, 2)._replace(lease_worker="w\x00")
+        with pytest.raises(asyncpg.PostgresError):
+            await ledger.apply(FlushBatch(inserts=[job(1), job(2)], history=[refused]))
+        assert await ledger.read_job(1) is None and await ledger.read_job(2) is None
+        await ledger.apply(FlushBatch(inserts=[job(1)], history=[leased(1, 1, 1, 2)]))
+        found = await ledger.read_job(1)
+        assert found is not None and found.job.lease_worker == "w"
+    finally:
+        await ledger.close()
+        await admin.execute(f'DROP SCHEMA "{name}" CASCADE')
+        await admin.close()

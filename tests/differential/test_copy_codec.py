@@ -66,3 +66,26 @@ def test_plain_tuples_and_lists_are_rows_too() -> None:
     assert NATIVE.history([tuple(row)], 100, TERMINAL) == expected
     assert NATIVE.history([list(row)], 100, TERMINAL) == expected
     assert expected[1] == [7]  # below the floor and not terminal: revived
+
+
+def test_only_unfinished_jobs_below_the_floor_are_revived() -> None:
+    """A row below the live floor that leaves its job unfinished brings the job back
+    (a straggler); a finished one, or any job at or above the floor, does not."""
+    from broker import states
+
+    def row(jid: int, state: int) -> HistoryRow:
+        return HistoryRow(jid, 1, state, 1, 0, 0, None, 0, 0, None, 0, None, 0, 0, 0, None,
+                          None, None, None)  # fmt: skip
+
+    batch = [
+        row(1, states.LEASED),  # below, unfinished: revived
+        row(2, states.SUCCEEDED),  # below, finished
+        row(3, states.DEAD),
+        row(4, states.READY),  # below, unfinished: revived
+        row(5, states.PENDING),  # at the floor
+        row(9, states.LEASED),  # above it
+        row(4, states.CANCELED),  # job 4 again, now finished: this row revives nothing
+    ]
+    for codec in (NATIVE, TWIN):
+        _, revived = codec.history(batch, 5, TERMINAL)
+        assert revived == [1, 4]
