@@ -12,8 +12,8 @@ import pytest
 
 from broker._native import native, twin
 from broker.states import TERMINAL
-from broker.store.postgres import PostgresLedger
 from broker.store import FlushBatch
+from broker.store.postgres import PostgresLedger
 from broker.store.rows import HistoryRow
 from tests.contract.test_ledger import POSTGRES, job, leased
 
