@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from itertools import chain
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from . import queries
 from .base import PROGRESS_EVERY, Ledger, Progress
@@ -46,6 +47,35 @@ sqlite3.register_adapter(bytes, lambda value: value)
 
 _Q = queries.load("broker.store.sql.sqlite", "queries.sql")
 _SCHEMA = queries.load("broker.store.sql.sqlite", "schema.sql")["schema"]
+
+# Rows per multi-row INSERT. One statement step per row (executemany) cost a quarter
+# more CPU per row than one step per 32 rows (docs/performance.md, session 5); far
+# longer statements gained nothing more.
+ROWS_PER_INSERT = 32
+
+
+def _multi_row(statement: str, rows: int) -> str:
+    """A one-row ``INSERT … VALUES (?, …)`` of the query files, taking ``rows`` rows:
+    its placeholder group repeated (no value is ever put into the SQL)."""
+    head, _, group = statement.rpartition("VALUES")
+    return f"{head}VALUES {', '.join([group.strip()] * rows)}"
+
+
+_INSERT_JOBS = _multi_row(_Q["insert_job"], ROWS_PER_INSERT)
+_APPEND_HISTORY = _multi_row(_Q["append_history"], ROWS_PER_INSERT)
+
+
+def _insert(db: sqlite3.Connection, one: str, many: str, rows: Sequence[Sequence[Any]]) -> None:
+    """Insert ``rows`` in order: whole groups by ``many``, the rest one by one."""
+    whole = len(rows) - len(rows) % ROWS_PER_INSERT
+    for start in range(0, whole, ROWS_PER_INSERT):
+        db.execute(many, tuple(chain.from_iterable(rows[start : start + ROWS_PER_INSERT])))
+    if whole < len(rows):
+        # plain tuples: the sqlite3 module binds a tuple subclass item by item
+        # through the sequence protocol, a plain tuple directly
+        db.executemany(one, map(tuple, rows[whole:]))
+
+
 T = TypeVar("T")
 
 
@@ -103,12 +133,10 @@ class SqliteLedger(Ledger):
         db = self._db()
         db.execute("BEGIN IMMEDIATE")
         try:
-            # plain tuples: the sqlite3 module binds a tuple subclass item by item
-            # through the sequence protocol, a plain tuple directly
             if batch.inserts:
-                db.executemany(_Q["insert_job"], map(tuple, batch.inserts))
+                _insert(db, _Q["insert_job"], _INSERT_JOBS, batch.inserts)
             if batch.history:
-                db.executemany(_Q["append_history"], map(tuple, batch.history))
+                _insert(db, _Q["append_history"], _APPEND_HISTORY, batch.history)
             if batch.runs:
                 db.executemany(_Q["upsert_run"], batch.runs)
             if batch.members:

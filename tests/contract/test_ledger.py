@@ -129,6 +129,20 @@ async def test_insert_and_history_read_back(ledger: Ledger) -> None:
     assert three is not None and three.job.payload == b"\x00\xffraw" and three.attempts == []
 
 
+async def test_a_long_flush_keeps_every_row_in_order(ledger: Ledger) -> None:
+    """More rows than one multi-row statement takes (SQLite writes 32 at a time):
+    every job and every history row lands, each job's attempts in the order sent."""
+    jobs = [job(jid) for jid in range(1, 101)]
+    history = [leased(jid, 1000 * jid + a, 10 * a, 10 * a + 5, attempt=a)
+               for a in (1, 2) for jid in range(1, 101)]  # fmt: skip
+    await ledger.apply(FlushBatch(inserts=jobs, history=history))
+    assert len((await ledger.load_live(0)).jobs) == 100
+    for jid in (1, 32, 33, 64, 100):
+        found = await ledger.read_job(jid)
+        assert found is not None and found.job.attempt == 2
+        assert [a.token for a in found.attempts] == [1000 * jid + 1, 1000 * jid + 2]
+
+
 async def test_attempt_rows_fold_into_one_attempt(ledger: Ledger) -> None:
     await ledger.apply(FlushBatch(inserts=[job(1)]))
     await ledger.apply(FlushBatch(history=[leased(1, 5, 10, 100)]))
