@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ..errors import Forbidden, TenantRequired, Unauthenticated
+from ..store.text import storable
 
 SCOPES = frozenset({"orch:read", "orch:operate", "orch:worker", "orch:quota", "orch:backfill"})
 CACHE_LIMIT = 10_000
@@ -95,8 +96,8 @@ def issue_token(
     unknown = set(scopes.split()) - SCOPES
     if unknown:
         raise ValueError(f"unknown scopes: {' '.join(sorted(unknown))}")
-    if any("\x00" in value for value in (tenant, subject, project or "")):
-        raise ValueError("tenant, subject and project must not contain NUL characters")
+    if not all(storable(value) for value in (tenant, subject, project or "")):
+        raise ValueError("tenant, subject and project must be text a ledger can store (no NUL)")
     now = int(time.time())
     claims: dict[str, object] = {
         "sub": subject,
@@ -151,8 +152,8 @@ class Authenticator:
         project = claims.get("project")
         if not isinstance(scope, str) or not (tenant is None or isinstance(tenant, str)):
             raise Unauthenticated("malformed claims")
-        if any("\x00" in str(value) for value in (claims["sub"], tenant, project)):
-            raise Unauthenticated("malformed claims: NUL character")  # no text column takes NUL
+        if not all(storable(str(value)) for value in (claims["sub"], tenant, project or "")):
+            raise Unauthenticated("malformed claims: text a ledger cannot store")
         return Principal(
             subject=str(claims["sub"]),
             tenant=tenant or None,

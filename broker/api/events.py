@@ -37,7 +37,7 @@ def last_event_id(request: web.Request) -> int | None:
     raw = request.headers.get("Last-Event-ID")
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:  # "²" is a digit too
         raise ValidationFailed(
             "Last-Event-ID must be the id of an event this stream sent",
             details=[{"field": "Last-Event-ID", "problem": "must be a non-negative integer"}],

@@ -35,7 +35,7 @@ from .._native import Wire
 Handler = Callable[[Any], Awaitable[web.StreamResponse]]
 Dispatch = Callable[[Any, Handler], Awaitable[web.StreamResponse]]
 
-MAX_HEAD = 16 * 1024  # a head this long without its end goes to aiohttp, which refuses it
+MAX_HEAD = 16 * 1024  # a longer head goes to aiohttp (which limits each line, not the sum)
 MAX_PIPELINED = 16  # parsed requests waiting on one connection before reading pauses
 SMALL_BODY = 64 * 1024  # an answer shorter than this goes out as one joined buffer
 # an idle connection is closed after this; so is one whose request's head has not
@@ -193,8 +193,8 @@ class LeanConnection(asyncio.Protocol):
             else:
                 end = buffer.find(b"\r\n\r\n", 0, MAX_HEAD + 4)
                 if end < 0:
-                    if len(buffer) > MAX_HEAD:
-                        self._hand_off_when_idle()  # aiohttp refuses a head this long
+                    if len(buffer) >= MAX_HEAD + 4:  # its end can no longer come in reach
+                        self._hand_off_when_idle()
                     return
                 head = _WIRE.request_head(bytes(buffer[:end]), site.routes, site.max_body)
                 if head is None:
@@ -287,16 +287,17 @@ class LeanConnection(asyncio.Protocol):
         self.transport = None
 
     def close_if_idle(self, since: float, now: float) -> None:
-        """Close if nothing was asked since it last answered at ``since`` or before,
-        or a request has been on its way since then: its head still incomplete
-        (a head is small), or its body no longer growing (a large one may take long)."""
+        """Close when quiet since ``since`` or before: nothing asked since its last
+        answer, or a request on its way since a sweep first saw it begin with its
+        head still incomplete (a head is small), or its body no longer growing (a
+        large one may take long, as long as it keeps coming)."""
         if not self.idle or self.transport is None:
             return
         buffered = len(self.buffer)
         if buffered != self.swept_length:
+            if self.awaited is not None or not self.swept_length:
+                self.quiet_since = now  # a body still arriving, or a request just begun
             self.swept_length = buffered
-            if self.awaited is not None:
-                self.quiet_since = now  # a body is still arriving
         if self.quiet_since <= since:
             self.transport.close()
 

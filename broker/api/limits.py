@@ -18,10 +18,11 @@ from ..engine.limits import Blackout, Quota, Source
 from ..errors import NotFound, ValidationFailed
 from ..service.broker import Audit
 from ..service.limit_codec import quota_json, source_json
+from ..store.text import storable
 from .ids import job_id, job_in_path
 from .render import json_response
 from .requests import JOB_TYPE, Problems, parse_json
-from .runs import operator_reason, page_size
+from .runs import audit_text, operator_reason, page_size
 from .timefmt import parse_rfc3339, rfc3339
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ def _ticket(request: web.Request) -> str | None:
             f"{TICKET_HEADER} is longer than {MAX_TICKET} characters",
             details=[{"field": TICKET_HEADER, "problem": "too long"}],
         )
-    return ticket or None
+    return audit_text(ticket, TICKET_HEADER) if ticket else None
 
 
 def _count(body: dict[str, Any], name: str, p: Problems, low: int = 0) -> int | None:
@@ -101,7 +102,9 @@ def _time_of_day(value: Any) -> int | None:
     if type(value) is not str or len(value) != 5 or value[2] != ":":
         return None
     hours, minutes = value[:2], value[3:]
-    if not (hours.isdigit() and minutes.isdigit()) or int(hours) > 23 or int(minutes) > 59:
+    if not (value.isascii() and hours.isdigit() and minutes.isdigit()):  # "²" is a digit
+        return None
+    if int(hours) > 23 or int(minutes) > 59:
         return None
     return (int(hours) * 60 + int(minutes)) * 60_000
 
@@ -160,7 +163,7 @@ def parse_source(body: Any, keep: Source | None) -> Source:
 
 def _host(request: web.Request) -> str:
     host = request.match_info["host"]
-    if not 0 < len(host) <= HOST_MAX or "\x00" in host:
+    if not 0 < len(host) <= HOST_MAX or not storable(host):
         raise ValidationFailed(
             "a source host has 1..253 characters, no NUL",
             details=[{"field": "host", "problem": "bad length"}],

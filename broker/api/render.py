@@ -108,6 +108,8 @@ def _attempt(number: int, row: Attempt) -> dict[str, Any]:
         "finishedAt": rfc3339(row.finished) if row.finished else None,
         "status": row.status or "running",
         "error": orjson.Fragment(row.error) if row.error else None,
-        "output": result.get("output"),
+        # encoded alone: inside the view it would sit three levels deeper than it was
+        # stored, past what orjson writes for an output stored near its 254 levels
+        "output": orjson.Fragment(orjson.dumps(result.get("output"))),
         "artifacts": result.get("artifacts", []),
     }

@@ -17,6 +17,7 @@ from .._native import Wire
 from ..engine import AckItem, JobMeta, JobSpec
 from ..engine.commands import ACK_STATUSES
 from ..errors import PayloadTooLarge, ValidationFailed
+from ..store.text import storable
 from .ids import parse_job_id, parse_lease_id
 from .timefmt import parse_rfc3339
 
@@ -101,9 +102,6 @@ def _int(value: Any, field: str, low: int, high: int, problems: Problems) -> int
     return int(value)
 
 
-NESTED_TOO_DEEPLY = "nested too deeply (at most 254 levels)"
-
-
 def _str(value: Any, field: str, max_len: int, problems: Problems) -> str | None:
     if not isinstance(value, str) or not value:
         problems.add(field, "must be a non-empty string")
@@ -111,18 +109,19 @@ def _str(value: Any, field: str, max_len: int, problems: Problems) -> str | None
     if len(value) > max_len:
         problems.add(field, f"must be at most {max_len} characters")
         return None
-    if "\x00" in value:  # no ledger text column can hold it: refused here, not by the store
-        problems.add(field, "must not contain NUL characters")
+    if not storable(value):  # refused here, never left for a flush to fail on
+        problems.add(field, "must not contain NUL characters or unpaired surrogates")
         return None
     return value
 
 
-def _encoded(value: Any, field: str, problems: Problems) -> bytes | None:
-    """``value`` as stored JSON; orjson reads 1,024 levels but writes only 254."""
+def _encoded(value: Any, field: str, problems: Problems, levels: int = 254) -> bytes | None:
+    """``value`` as stored JSON; orjson reads 1,024 levels but writes only 254
+    (``levels``: what is left of them to the part of ``value`` named ``field``)."""
     try:
         return orjson.dumps(value)
     except orjson.JSONEncodeError:
-        problems.add(field, NESTED_TOO_DEEPLY)
+        problems.add(field, f"nested too deeply (at most {levels} levels)")
         return None
 
 
@@ -442,7 +441,7 @@ def _ack_item(result: dict[str, Any], where: str, p: Problems) -> AckItem | None
     output = None
     if "output" in result or artifacts:
         kept = {"output": result.get("output"), "artifacts": artifacts or []}
-        output = _encoded(kept, f"{where}.output", p)
+        output = _encoded(kept, f"{where}.output", p, levels=253)  # inside ``kept``
     if type(status) is not str or status not in ACK_STATUSES:
         return None
     return AckItem(jid, token, status, retryable, retry_after_ms, error, output, throttled)

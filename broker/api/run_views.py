@@ -10,6 +10,7 @@ import orjson
 from .. import states
 from ..errors import ValidationFailed
 from ..store import JobHistory, RunHistory, RunRow
+from ..store.text import storable
 from .ids import job_id, lease_id
 from .timefmt import rfc3339
 
@@ -137,5 +138,5 @@ def _is_run_cursor(value: Any) -> bool:
         and type(value[0]) is int
         and -(2**63) <= value[0] < 2**63  # a Postgres bigint
         and type(value[1]) is str
-        and "\x00" not in value[1]
+        and storable(value[1])
     )

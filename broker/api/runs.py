@@ -9,6 +9,7 @@ from aiohttp import web
 from .. import states
 from ..engine.runs import RUN_STATUSES
 from ..errors import NotFound, ValidationFailed
+from ..store.text import storable
 from . import run_views
 from .ids import job_id, job_in_path, parse_job_id
 from .render import json_response
@@ -24,7 +25,7 @@ MAX_REASON = 256
 
 def page_size(request: web.Request) -> int:
     raw = request.query.get("page_size", "50")
-    if not raw.isdigit() or not 1 <= int(raw) <= 500:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 500:  # "²" is a digit
         raise ValidationFailed(
             "page_size must be 1..500",
             details=[{"field": "page_size", "problem": "must be an integer 1..500"}],
@@ -46,7 +47,26 @@ def operator_reason(request: web.Request, required: bool) -> str | None:
             f"{REASON_HEADER} is longer than {MAX_REASON} characters",
             details=[{"field": REASON_HEADER, "problem": "too long"}],
         )
-    return reason
+    return audit_text(reason, REASON_HEADER)
+
+
+def audit_text(value: str, header: str) -> str:
+    """A header's value bound for the audit log, if every store can write it: a byte
+    that is not UTF-8 arrives as a lone surrogate, which no driver can encode."""
+    if not storable(value):
+        raise ValidationFailed(
+            f"{header} must be UTF-8 text without NUL characters",
+            details=[{"field": header, "problem": "not storable text"}],
+        )
+    return value
+
+
+def run_in_path(request: web.Request) -> str:
+    """The ``{runId}`` of the path; one no store could hold names no run (404)."""
+    run_id = request.match_info["runId"]
+    if not storable(run_id):
+        raise NotFound(f"run {run_id!r} not found")
+    return run_id
 
 
 def parse_run(body: Any, max_payload: int) -> tuple[str | None, list[Any]]:
@@ -56,7 +76,7 @@ def parse_run(body: Any, max_payload: int) -> tuple[str | None, list[Any]]:
         p.raise_if_any("invalid run")
     token = body.get("runToken")
     if token is not None and (
-        type(token) is not str or not 0 < len(token) <= 128 or "\x00" in token
+        type(token) is not str or not 0 < len(token) <= 128 or not storable(token)
     ):
         p.add("runToken", "must be a string of 1..128 characters, no NUL")
     jobs = body.get("jobs")
@@ -130,7 +150,7 @@ class RunRoutes:
 
     async def cancel(self, request: web.Request) -> web.Response:
         tenant = self.api.principal(request).require("orch:operate")
-        run_id = request.match_info["runId"]
+        run_id = run_in_path(request)
         canceled = await self.runs.cancel(tenant, run_id)
         return json_response({"runId": run_id, "canceled": canceled})
 
@@ -138,7 +158,7 @@ class RunRoutes:
         principal = self.api.principal(request)
         tenant = principal.require("orch:operate")
         reason = operator_reason(request, required=True)
-        run_id = request.match_info["runId"]
+        run_id = run_in_path(request)
         ids = _job_ids(parse_json(await self.api.body(request)))
         jids = await self.runs.replay(
             tenant, run_id, [jid for _, jid in ids], principal.subject, reason or ""
@@ -203,4 +223,4 @@ class RunRoutes:
 
     async def _read(self, request: web.Request) -> Any:
         tenant = self.api.principal(request).require("orch:read", "orch:operate")
-        return await self.runs.read(tenant, request.match_info["runId"])
+        return await self.runs.read(tenant, run_in_path(request))

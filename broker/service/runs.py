@@ -20,6 +20,7 @@ from ..engine.commands import RunReply
 from ..engine.records import Audited
 from ..errors import IllegalTransition, NotFound
 from ..store import AuditRow, RunHistory, RunRow
+from ..store.text import storable
 from .meta_codec import decode_meta
 
 if TYPE_CHECKING:
@@ -145,8 +146,7 @@ class RunOps:
     async def read(self, tenant: str, run_id: str) -> RunHistory:
         broker = self.broker
         await broker.flusher.commit([], everything=True)
-        # no stored run id holds a NUL (Postgres text cannot), so none is asked for
-        found = None if "\x00" in run_id else await broker.ledger.read_run(run_id)
+        found = await self._stored_run(run_id)
         if found is None or found.run.tenant != tenant:
             raise NotFound(f"run {run_id} not found")
         return found
@@ -162,6 +162,12 @@ class RunOps:
         return await self.broker.ledger.read_audit(tenant, limit)
 
     # -- internals ----------------------------------------------------------------------
+    async def _stored_run(self, run_id: str) -> RunHistory | None:
+        """The run as stored; None too for an id no store could hold (no run has it)."""
+        if not storable(run_id):
+            return None
+        return await self.broker.ledger.read_run(run_id)
+
     async def _hold(self, tenant: str, run_id: str) -> None:
         """Make sure the engine holds the run, loading it back from the ledger."""
         engine = self.broker.engine
@@ -170,7 +176,7 @@ class RunOps:
                 raise NotFound(f"run {run_id} not found")
             return
         await self.broker.flusher.commit([], everything=True)
-        found = await self.broker.ledger.read_run(run_id)
+        found = await self._stored_run(run_id)
         if found is None:
             return  # a new run: the engine starts it with the caller's jobs
         if found.run.tenant != tenant:

@@ -435,3 +435,18 @@ async def test_ack_needs_worker_scope(api: Api) -> None:
     )
     assert_envelope(status, body, "FORBIDDEN", 403)
     assert await api.snapshot() == before
+
+
+async def test_output_at_the_deepest_storable_nesting_reads_back(api: Api) -> None:
+    # stored inside {"output": ..., "artifacts": []}: 253 levels of its own at most,
+    # and the job view, which holds it deeper still, must be readable all the same
+    claimed = await leased(api)
+    [reply] = await api.ack(result(claimed, "succeeded", output=nested(253)))
+    assert reply["outcome"] == "accepted"
+    view = await api.read(claimed["jobId"])
+    assert view["attempts"][-1]["output"] == nested(253)
+    fields = await refused_ack(
+        api,
+        {"workerId": "w-1", "results": [result(await leased(api), "failed", output=nested(254))]},
+    )
+    assert fields == ["results[0].output"]

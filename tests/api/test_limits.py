@@ -9,6 +9,7 @@ Claims lease for ten minutes so that no lease expires while a test moves time.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -565,6 +566,14 @@ async def test_operator_actions_without_a_reason_change_nothing(api: Api) -> Non
         )
         error = assert_envelope(status, reply, "VALIDATION_FAILED", 400)
         assert TICKET_HEADER in detail_fields(error)
+        # a byte that is not UTF-8 could never be written to the audit log: refused, or
+        # the flush holding it would fail for good and hold every later durable answer
+        raw_body = json.dumps(body).encode() if body is not None else b""
+        for header, value in ((REASON_HEADER, b"bad \xff byte"), (TICKET_HEADER, b"\xc3")):
+            fields = {REASON_HEADER.encode(): b"ok", header.encode(): value}
+            status, reply = await api.raw(method, path, fields, raw_body, scopes_for(path))
+            error = assert_envelope(status, reply, "VALIDATION_FAILED", 400)
+            assert header in detail_fields(error), (method, path, header)
     assert await api.snapshot() == before
     assert await limits_seen(api) == seen
 
@@ -705,6 +714,7 @@ BAD_SOURCES: list[tuple[Any, str]] = [
     ({"blackouts": [_window("24:00", "01:00", daily=True)]}, "blackouts[0].start"),
     ({"blackouts": [_window("8:00", "09:00", daily=True)]}, "blackouts[0].start"),
     ({"blackouts": [_window("08:00", "09:60", daily=True)]}, "blackouts[0].end"),
+    ({"blackouts": [_window("\u00b2\u00b2:00", "09:00", daily=True)]}, "blackouts[0].start"),
     ({"blackouts": [_window(rfc3339(NOW_MS), rfc3339(NOW_MS + 1), daily=True)]},
      "blackouts[0].start"),
     ({"blackouts": [_window("08:00", "09:00", daily="yes")]}, "blackouts[0].daily"),

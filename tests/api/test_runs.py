@@ -286,7 +286,15 @@ async def test_list_runs_pages_and_filters(api: Api) -> None:
 
 
 @pytest.mark.parametrize(
-    "query", ["?page_size=0", "?page_size=501", "?page_size=x", "?page_token=zzz", "?status=odd"]
+    "query",
+    [
+        "?page_size=0",
+        "?page_size=501",
+        "?page_size=x",
+        "?page_size=%C2%B2",  # "²": a digit to str.isdigit, not to int()
+        "?page_token=zzz",
+        "?status=odd",
+    ],
 )
 async def test_bad_list_queries(api: Api, query: str) -> None:
     status, body = await api.get(f"{RUNS}{query}")

@@ -1,14 +1,16 @@
-"""Text Postgres cannot store, sent to a real broker on a real Postgres ledger.
+"""Text no ledger can store, sent to a real broker on a real Postgres ledger.
 
-Postgres refuses a NUL in a text column, and orjson writes only 254 levels of
-nesting. A request carrying either must be refused with a 4xx and change
-nothing: accepted, it would make every later flush fail and stall the broker's
-durable writes for good. After the whole barrage the broker must still take,
-hand out and durably complete ordinary jobs.
+Postgres refuses a NUL in a text column, no driver encodes an unpaired
+surrogate (a header byte that is not UTF-8, once decoded), and orjson writes
+only 254 levels of nesting. A request carrying any of them must be refused with
+a 4xx and change nothing: accepted, it would make every later flush fail and
+stall the broker's durable writes for good. After the whole barrage the broker
+must still take, hand out and durably complete ordinary jobs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import uuid
@@ -79,10 +81,11 @@ BARRAGE: list[tuple[str, str, Any, dict[str, str], set[int]]] = [
     (
         "POST",
         "/runs/a%00b/replay",
-        {"jobIds": []},
+        {"jobIds": [LEASE["jobId"]]},  # a well-formed id: the run id itself is looked up
         {"X-Stella-Operator-Reason": "test"},
-        {400, 404},
+        {404},
     ),
+    ("GET", "/runs?page_size=%C2%B2", None, {}, {400}),
     ("GET", f"/runs?page_token={cursor([1, NUL])}", None, {}, {400}),
     ("GET", f"/runs?page_token={cursor([2**63, 'r'])}", None, {}, {400}),
     ("PUT", "/sources/a%00b", {"rate": 1, "burst": 1}, {"X-Stella-Operator-Reason": "t"}, {400}),
@@ -123,6 +126,23 @@ async def call(
 ALL_SCOPES = "orch:read orch:operate orch:worker orch:quota orch:backfill"
 
 
+async def raw_put_source(broker: BrokerProcess, headers: dict[bytes, bytes]) -> int:
+    """``PUT /sources/h`` written byte for byte; returns the status."""
+    body = b'{"rate": 1}'
+    token = broker.mint("acme", ALL_SCOPES).encode()
+    fields = {b"Authorization": b"Bearer " + token, **headers}
+    request = (
+        b"PUT " + BASE.encode() + b"/sources/h HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+        + b"".join(name + b": " + value + b"\r\n" for name, value in fields.items())
+        + b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    )  # fmt: skip
+    reader, writer = await asyncio.open_connection("127.0.0.1", broker.port)
+    writer.write(request)
+    reply = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    return int(reply.split(b" ", 2)[1])
+
+
 async def test_text_postgres_cannot_store_is_refused_and_the_ledger_keeps_writing(
     broker: BrokerProcess,
 ) -> None:
@@ -131,6 +151,13 @@ async def test_text_postgres_cannot_store_is_refused_and_the_ledger_keeps_writin
             status, reply = await call(http, broker, method, path, body, headers)
             assert status in expected, (method, path, status, reply)
             assert reply["error"]["code"] in ("VALIDATION_FAILED", "NOT_FOUND"), reply
+        # an operator's reason or ticket that is not UTF-8: aiohttp's client will not
+        # send such bytes, so they go out on a socket of their own
+        for header in (b"X-Stella-Operator-Reason", b"X-Stella-Operator-Ticket"):
+            status = await raw_put_source(
+                broker, {b"X-Stella-Operator-Reason": b"ok", header: b"\xff"}
+            )
+            assert status == 400, header
         # a bearer token that is not ASCII: 401, not a 500
         bad = {"Authorization": "Bearer \u00ff.a.b"}
         async with http.post(f"{broker.url}{BASE}/jobs", data=b"{}", headers=bad) as response:
