@@ -160,7 +160,8 @@ class Api:
         unless ``headers`` has an Authorization of its own."""
         fields = {b"Authorization": f"Bearer {self.token(scopes=scopes)}".encode(), **headers}
         head = b"%s %s HTTP/1.1\r\nHost: test\r\nConnection: close\r\n" % (
-            method.encode(), path.encode()
+            method.encode(),
+            path.encode(),
         )
         head += b"".join(b"%s: %s\r\n" % item for item in fields.items())
         head += b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
