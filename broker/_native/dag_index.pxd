@@ -29,7 +29,10 @@ cdef class DagIndex:
     cdef vector[int64_t] _pkeys
     cdef vector[DagNode*] _pnodes
     # complete_many() and fail() scratch, likewise: no allocation per call
+    cdef vector[int64_t] _keys
     cdef vector[DagNode*] _batch
     cdef vector[int64_t] _todo
+
+    cdef list _complete(self, object jobs, vector[int64_t]& keys, vector[DagNode*]& batch)
 
     cdef DagNode* _node(self, object job) except? NULL

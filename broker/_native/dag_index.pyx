@@ -26,6 +26,10 @@ UNKNOWN = DAG_UNKNOWN
 from ._keys cimport dict_key as _as_key
 
 
+cdef enum:
+    SCRATCH_KEEP = 65536  # a scratch vector kept between calls holds at most this many
+
+
 cdef inline int64_t _job_arg(object job) except? -1:
     """A job id to store: a non-negative int64, else ValueError like the twin."""
     cdef int overflow = 0
@@ -126,28 +130,54 @@ cdef class DagIndex:
 
     def complete_many(self, jobs):
         """Mark READY jobs DONE; returns children that became READY, in order."""
-        cdef vector[DagNode*]* batch = &self._batch
+        # The scratch vectors are taken for the call: reading ``jobs`` may run Python
+        # code (an iterator, ``__index__``, ``__hash__``), and a nested call from there
+        # then makes its own. Nothing changes until every job was read; from then on
+        # no Python code runs, so the node pointers stay valid.
+        cdef vector[int64_t] keys
+        cdef vector[DagNode*] batch
+        keys.swap(self._keys)
+        batch.swap(self._batch)
+        try:
+            return self._complete(jobs, keys, batch)
+        finally:
+            keys.clear()
+            batch.clear()
+            if keys.capacity() <= SCRATCH_KEEP:  # one huge batch does not pin its memory
+                self._keys.swap(keys)
+                self._batch.swap(batch)
+
+    cdef list _complete(self, object jobs, vector[int64_t]& keys, vector[DagNode*]& batch):
         cdef list ready = []
         cdef DagNode* node
         cdef DagNode* cnode
         cdef bint duplicate = False
         cdef Py_ssize_t i, j
-        cdef int64_t child
-        self._epoch += 1
-        batch.clear()
+        cdef int64_t key, child
+        cdef object bad = None  # the first job that is no key at all
+        cdef bint have_bad = False
         for job in jobs:
-            node = self._node(job)
-            if node == NULL or node.state != DAG_READY:
-                raise ValueError(f"job {job} is not READY in the DAG")
+            if not _as_key(job, &key):
+                bad, have_bad = job, True
+                break
+            keys.push_back(key)
+        self._epoch += 1
+        for i in range(<Py_ssize_t>keys.size()):
+            it = self._nodes.find(keys[i])
+            if it == self._nodes.end() or deref(it).second.state != DAG_READY:
+                raise ValueError(f"job {keys[i]} is not READY in the DAG")
+            node = &deref(it).second
             # the twin reports a duplicate only once every job passed the READY check
             if node.stamp == self._epoch:
                 duplicate = True
             node.stamp = self._epoch
             batch.push_back(node)
+        if have_bad:
+            raise ValueError(f"job {bad} is not READY in the DAG")
         if duplicate:
             raise ValueError("a job appears twice in the batch")
         for i in range(<Py_ssize_t>batch.size()):
-            node = batch[0][i]
+            node = batch[i]
             node.state = DAG_DONE
             for j in range(<Py_ssize_t>node.children.size()):
                 child = node.children[j]
@@ -187,6 +217,9 @@ cdef class DagIndex:
             cnode.state = DAG_BLOCKED
             blocked.append(child)
             todo.insert(todo.end(), cnode.children.begin(), cnode.children.end())
+        if todo.capacity() > SCRATCH_KEEP:
+            todo.clear()
+            todo.shrink_to_fit()
         return blocked
 
     def reset(self, job):

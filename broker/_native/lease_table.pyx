@@ -29,6 +29,7 @@ from libcpp.vector cimport vector
 # misses overlap instead of stalling one after another.
 cdef enum:
     PREFETCH = 8
+    SCRATCH_KEEP = 65536  # a scratch vector kept between calls holds at most this many
 
 
 cdef LaterDeadline _later
@@ -168,11 +169,19 @@ cdef class LeaseTable:
         cdef int64_t d = _checked(deadline, "deadline")
         cdef Py_ssize_t i, n = len(jobs)
         cdef int64_t job
-        cdef vector[int64_t]* batch = &self._granted
         cdef Lease* lease
+        cdef size_t slot
+        # Reading a job may run Python code (``__getitem__``, ``__index__``) that
+        # calls in again: the kept scratch is taken for this call (a nested call
+        # makes its own), and the tokens are reserved before the first read (a
+        # nested grant takes the ones after them, never the same).
+        cdef vector[int64_t] batch
+        batch.swap(self._granted)
         batch.clear()
         batch.reserve(n)
         self._reserve_heap(n)
+        cdef uint64_t start = self._next
+        self._next += <uint64_t>n
         # Leases go in as the batch is checked (a job seen twice is then
         # already leased) and come out again if anything in it is refused.
         try:
@@ -181,21 +190,27 @@ cdef class LeaseTable:
                 if self._leases.find(job) != JOB_MAP_NONE:
                     raise ValueError(f"job {job} is already leased")
                 lease = self._leases.insert(job)
-                lease.token = <int64_t>(self._next + <uint64_t>i)
+                lease.token = <int64_t>(start + <uint64_t>i)
                 lease.worker = w
                 lease.deadline = d
                 batch.push_back(job)
-            if self._next - 1 + <uint64_t>n > <uint64_t>INT64_MAX:
+            if start - 1 + <uint64_t>n > <uint64_t>INT64_MAX:
                 raise ValueError("token counter exhausted")
+            for i in range(n):
+                self._push(d, <int64_t>start + i, batch[i])
+            return [<int64_t>start + i for i in range(n)]
         except:
             for i in range(<Py_ssize_t>batch.size()):
-                self._leases.erase_at(self._leases.find(batch[0][i]))
+                slot = self._leases.find(batch[i])
+                if slot != JOB_MAP_NONE:  # a nested call may have released it already
+                    self._leases.erase_at(slot)
+            if self._next == start + <uint64_t>n:
+                self._next = start  # a refused batch uses no token (unless a nested grant did)
             raise
-        cdef int64_t first = <int64_t>self._next  # wraps only at 2**63, for an empty batch
-        self._next += <uint64_t>n
-        for i in range(n):
-            self._push(d, first + i, batch[0][i])
-        return [first + i for i in range(n)]
+        finally:
+            batch.clear()
+            if batch.capacity() <= SCRATCH_KEEP:  # one huge batch does not pin its memory
+                self._granted.swap(batch)
 
     def restore(self, job, token, worker, deadline):
         """Re-install a lease loaded from the store (recovery)."""

@@ -32,3 +32,4 @@ cdef class TokenBuckets:
     cdef JobMap[Bucket] _buckets
 
     cdef Bucket* _bucket(self, object key) except? NULL
+    cdef Bucket* _bucket_now(self, object key, object now, int64_t* t) except? NULL

@@ -16,7 +16,7 @@ raise OverflowError where the twin would keep a Python int.
 """
 
 cimport cython
-from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_Check
+from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_Check, PyLong_CheckExact
 from libc.stdint cimport INT64_MAX, int64_t
 from libcpp.vector cimport vector
 
@@ -158,12 +158,24 @@ cdef class TokenBuckets:
         self._buckets.erase_at(slot)
         return True
 
-    def state(self, key, now):
-        """(configured rate, current rate, burst, whole tokens, paused until, penalties)."""
+    cdef Bucket* _bucket_now(self, object key, object now, int64_t* t) except? NULL:
+        """The bucket of ``key`` with ``now`` read into ``t``; NULL for an unknown key,
+        whose ``now`` the twin never reads either. Reading a ``now`` that is not a
+        plain int runs its ``__index__``, which may add or remove buckets and so move
+        every one of them: the bucket is then looked up again."""
         cdef Bucket* bucket = self._bucket(key)
         if bucket == NULL:
+            return NULL
+        t[0] = now
+        return bucket if PyLong_CheckExact(now) else self._bucket(key)
+
+    def state(self, key, now):
+        """(configured rate, current rate, burst, whole tokens, paused until, penalties)."""
+        cdef int64_t t
+        cdef Bucket* bucket = self._bucket_now(key, now, &t)
+        if bucket == NULL:
             return None
-        _refill(bucket, now)
+        _refill(bucket, t)
         return (
             bucket.configured,
             bucket.rate,
@@ -176,10 +188,10 @@ cdef class TokenBuckets:
     def take(self, key, n, now):
         """Take up to ``n`` tokens: (granted, ms until the next token; 0 if all granted, -1 never)."""
         cdef int64_t count = _count(n, "n must be >= 0")
-        cdef Bucket* bucket = self._bucket(key)
+        cdef int64_t t
+        cdef Bucket* bucket = self._bucket_now(key, now, &t)
         if bucket == NULL:
             return n, 0
-        cdef int64_t t = now
         cdef int64_t wait
         cdef int64_t granted = _take(bucket, count, t, &wait)
         if granted < 0:
@@ -212,8 +224,12 @@ cdef class TokenBuckets:
                 continue
             if not have_now:
                 # the twin never looks at now when every key is unknown
-                t = now
+                bucket = self._bucket_now(key_list[i], now, &t)
                 have_now = True
+                if bucket == NULL:  # removed by the reading of now
+                    out.append(n_list[i] if counts[i] == INT64_MAX else counts[i])
+                    out.append(0)
+                    continue
             granted = _take(bucket, counts[i], t, &wait)
             if granted < 0:
                 out.append(0)
@@ -226,10 +242,11 @@ cdef class TokenBuckets:
     def refund(self, key, n, now):
         """Give back tokens that were taken but not used."""
         cdef int64_t count = _count(n, "n must be >= 0")
-        cdef Bucket* bucket = self._bucket(key)
+        cdef int64_t t
+        cdef Bucket* bucket = self._bucket_now(key, now, &t)
         if bucket == NULL:
             return
-        _refill(bucket, now)
+        _refill(bucket, t)
         bucket.level = _capped(bucket.level, <int128>count * TB_MICRO, bucket.burst)
 
     def restore(self, key, rate, paused_until, penalties):
@@ -253,10 +270,10 @@ cdef class TokenBuckets:
         """Multiplicative decrease after an upstream 429; False for an unknown key."""
         # no saturating here: the deadline is visible in state()
         cdef int64_t pause = _nonneg(retry_after, "retry_after must be >= 0")
-        cdef Bucket* bucket = self._bucket(key)
+        cdef int64_t t
+        cdef Bucket* bucket = self._bucket_now(key, now, &t)
         if bucket == NULL:
             return False
-        cdef int64_t t = now
         _refill(bucket, t)
         bucket.rate = max(self._min_rate, bucket.rate * self._decrease // 1000)
         bucket.paused_until = max(bucket.paused_until, <int128>t + pause)
@@ -266,10 +283,11 @@ cdef class TokenBuckets:
     def reward(self, key, n, now):
         """Additive recovery after ``n`` successes; False for an unknown key."""
         cdef int64_t count = _count(n, "n must be >= 0")
-        cdef Bucket* bucket = self._bucket(key)
+        cdef int64_t t
+        cdef Bucket* bucket = self._bucket_now(key, now, &t)
         if bucket == NULL:
             return False
-        _refill(bucket, now)
+        _refill(bucket, t)
         cdef int64_t step = max(1, bucket.configured * self._recover // 1000)
         bucket.rate = <int64_t>min(<int128>bucket.configured, bucket.rate + <int128>count * step)
         return True
