@@ -339,6 +339,7 @@ class Api:
             "backpressure": self.refused["backpressure"],
             "ledger_flushes": flusher.flushes,
             "ledger_failures": flusher.failures,
+            "ledger_escaped": flusher.escaped,
             "ledger_lag_seconds": flusher.lag_seconds(),
             "ledger_backlog": flusher.backlog,
             "ledger_up": int(flusher.healthy),

@@ -103,6 +103,7 @@ class Metrics:
             ("backpressure", "Requests refused with BACKPRESSURE."),
             ("ledger_flushes", "Group commits written to the ledger."),
             ("ledger_failures", "Ledger writes that failed and were retried."),
+            ("ledger_escaped", "Text fields a failed write escaped (a request check missed)."),
             ("ledger_purged", "Finished jobs deleted by the retention."),
             ("limited", "Claimed jobs held back by a quota, source limit or breaker."),
             ("events_published", "Events made for the event streams (GET /events)."),

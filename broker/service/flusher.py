@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 from ..engine import Record
 from ..store import FlushBatch, Ledger
+from ..store.text import storable_batch
 from .clock import Clock, SystemClock
 from .journal import Journal
 
@@ -71,6 +72,7 @@ class Flusher:
         self.healthy = True
         self.last_error = ""
         self.flushes = 0
+        self.escaped = 0  # text fields a failed write had to escape (see ``_write``)
         self.failures = 0
         # finished jobs older than this are purged when idle (0: kept for ever)
         self.retention_ms = retention_ms
@@ -226,6 +228,14 @@ class Flusher:
                     await self.ledger.apply(batch)
             except Exception as exc:  # noqa: BLE001 - any driver error: keep the batch, retry
                 self.failures += 1
+                batch, escaped = storable_batch(batch)
+                if escaped:
+                    # text the API should have refused: escaped, or no flush would ever
+                    # succeed again; the rest of the batch is written as it was
+                    log.error("ledger write failed on %d unstorable text fields, now "
+                              "escaped (a request check is missing): %s", escaped, exc)  # fmt: skip
+                    self.escaped += escaped
+                    continue
                 if self.healthy:
                     log.error("ledger write failed, retrying with backoff: %s", exc)
                 self.healthy = False

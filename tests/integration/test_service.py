@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from broker import states
@@ -12,7 +14,9 @@ from broker.engine import AckItem, JobMeta, JobSpec
 from broker.errors import Backpressure
 from broker.service import Broker, ManualClock, ServiceSettings
 from broker.store import FlushBatch, Ledger, MemoryLedger
+from broker.store.postgres import PostgresLedger
 from broker.store.sqlite import SqliteLedger
+from tests.contract.test_ledger import POSTGRES
 
 T = "tenant-a"
 
@@ -207,3 +211,38 @@ async def test_retention_purges_finished_jobs_and_keeps_their_numbers() -> None:
     again = await started(ledger, clock)
     assert again.engine.next_jid == max(r.jid for r in done) + 1
     await again.stop()
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+async def test_text_no_store_takes_is_escaped_rather_than_stalling_every_flush(
+    store: str, tmp_path: Path
+) -> None:
+    """A worker id the API would refuse, given to the service directly: SQLite cannot
+    encode an unpaired surrogate, Postgres takes no NUL. The write fails once, the
+    text is escaped, and this flush and every later one go through."""
+    worker = "w\udcff" if store == "sqlite" else "w\x00"
+    schema = f"escaped_{uuid.uuid4().hex[:12]}"
+    if store == "postgres":
+        admin = await asyncpg.connect(POSTGRES)
+        await admin.execute(f'CREATE SCHEMA "{schema}"')
+        ledger: Ledger = PostgresLedger(POSTGRES, schema=schema)
+    else:
+        ledger = SqliteLedger(tmp_path / "l.db")
+    broker = await started(ledger)
+    try:
+        (reply,) = await broker.submit(T, [JobSpec("scan", b"{}")])
+        grant = await broker.claim(T, worker, ["scan"], 1, 60_000)
+        done = await asyncio.wait_for(broker.complete(T, [reply.jid], grant.tokens), 10)
+        assert [r.state for r in done] == [states.SUCCEEDED]
+        assert broker.flusher.escaped >= 1
+        (later,) = await asyncio.wait_for(broker.submit(T, [JobSpec("scan", b"{}")]), 10)
+        stored = await ledger.read_job(reply.jid)
+        assert stored is not None and stored.attempts[0].worker == worker.encode(
+            "utf-8", "backslashreplace"
+        ).decode().replace("\x00", "\\x00")
+        assert await ledger.read_job(later.jid) is not None
+    finally:
+        await asyncio.wait_for(broker.stop(), 10)  # a stalled flusher would hold it for good
+        if store == "postgres":
+            await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+            await admin.close()
