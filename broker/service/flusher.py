@@ -162,7 +162,13 @@ class Flusher:
                 self._wake.clear()
 
     async def _sleep(self, seconds: float) -> None:
-        """Until ``seconds`` pass or new records arrive."""
+        """Until ``seconds`` pass or new records arrive.
+
+        ``wait_for`` on purpose, though an ``Alarm`` (alarm.py) costs 4 µs less per
+        sleep: the flusher then woke sooner and cut smaller group commits (17.9 acks
+        per flush against 20.4 in the single-job scenario on SQLite), which cost more
+        broker CPU per job than the sleeps saved (71 / 70 / 72.5 µs against 68 / 62.5
+        / 67, alternating runs)."""
         try:
             await asyncio.wait_for(self._wake.wait(), max(seconds, 0.001))
         except TimeoutError:

@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Callable
 
 from ..engine import Engine, Finished, Record
+from .alarm import Alarm
 from .clock import Clock
 
 
@@ -27,7 +28,7 @@ class Ticker:
         self.clock = clock
         self.on_records = on_records
         self.max_sleep_s = max_sleep_s
-        self._rearm = asyncio.Event()
+        self._rearm = Alarm()
         self._armed_for = -1  # ms the task sleeps until, -1 when unknown
         self._task: asyncio.Task[None] | None = None
         self.expired = 0
@@ -69,7 +70,4 @@ class Ticker:
             self._armed_for = now + int(sleep * 1000)
             self._rearm.clear()
             if sleep > 0:
-                try:
-                    await asyncio.wait_for(self._rearm.wait(), sleep)
-                except TimeoutError:
-                    pass
+                await self._rearm.sleep(sleep)
