@@ -143,6 +143,10 @@ class Flusher:
                     await self._flush_once(everything=True)
                 return
             if len(self.journal) or self._waiting:
+                # one turn of the loop first, no time: requests already runnable join
+                # this group commit instead of the next (single-job scenario: 22.2 acks
+                # per flush against 20.8, broker CPU 54.5–55 µs against 56–56.5)
+                await asyncio.sleep(0)
                 if await self._flush_once():
                     if self.unfolded > self.fold_threshold:
                         await self._fold_once()
