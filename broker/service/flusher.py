@@ -220,7 +220,7 @@ class Flusher:
         waiting, self._waiting = self._waiting, []
         self._flight_since, self._journal_since = self._journal_since, None
         self._in_flight = len(batch)
-        await self._write(batch)
+        batch = await self._write(batch)  # as written: text it had to escape, escaped
         self._in_flight = 0
         self._flight_since = None
         if self.on_commit is not None and (batch.audit or batch.runs):
@@ -233,22 +233,24 @@ class Flusher:
                 future.set_result(None)
         return True
 
-    async def _write(self, batch: FlushBatch) -> None:
+    async def _write(self, batch: FlushBatch) -> FlushBatch:
+        """Write ``batch``, retrying until it lands; returns it as written."""
         delay = self._retry_base_s
+        tried_escaping = False
         while True:
             try:
                 if len(batch):
                     await self.ledger.apply(batch)
             except Exception as exc:  # noqa: BLE001 - any driver error: keep the batch, retry
                 self.failures += 1
-                batch, escaped = storable_batch(batch)
-                if escaped:
+                if not tried_escaping and _refused_text(exc):
                     # text the API should have refused: escaped, or no flush would ever
                     # succeed again; the rest of the batch is written as it was
-                    log.error("ledger write failed on %d unstorable text fields, now "
-                              "escaped (a request check is missing): %s", escaped, exc)  # fmt: skip
-                    self.escaped += escaped
-                    continue
+                    tried_escaping = True
+                    batch, escaped = storable_batch(batch)
+                    if escaped:
+                        self._log_escaped(escaped, exc)
+                        continue
                 if self.healthy:
                     log.error("ledger write failed, retrying with backoff: %s", exc)
                 self.healthy = False
@@ -261,4 +263,32 @@ class Flusher:
             self.healthy = True
             self.flushes += 1
             self.unfolded += len(batch.history)
-            return
+            return batch
+
+    def _log_escaped(self, fields: int, exc: Exception) -> None:
+        # loud once; then counted (orchestrator_ledger_escaped_total): the engine still
+        # holds the raw text, so each later batch carrying it is escaped again
+        if not self.escaped:
+            log.error("ledger write refused %d text fields no store takes, now escaped "
+                      "(a request check is missing): %s", fields, exc)  # fmt: skip
+        self.escaped += fields
+
+
+# what drivers say about text they cannot store: SQLite and asyncpg's text codec raise
+# UnicodeEncodeError (asyncpg may wrap it); Postgres refuses a NUL with one of these
+_TEXT_SQLSTATES = frozenset({"22021", "22P05"})  # character not in repertoire, untranslatable
+
+
+def _refused_text(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is a store refusing a string's characters."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # a short chain; a loop in it must not hang the flusher
+        if seen is None:
+            return False
+        if (
+            isinstance(seen, UnicodeEncodeError)
+            or getattr(seen, "sqlstate", None) in _TEXT_SQLSTATES
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

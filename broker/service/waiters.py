@@ -27,10 +27,10 @@ class Waiters:
         """Return when woken or after ``timeout_s``, whichever is first."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
+        timer = loop.call_later(timeout_s, ring, future)  # cheaper than wait_for (alarm.py)
         parked = self._parked.setdefault(tenant, set())
         parked.add(future)
         self.count += 1
-        timer = loop.call_later(timeout_s, ring, future)  # cheaper than wait_for (alarm.py)
         try:
             await future
         finally:

@@ -11,8 +11,10 @@ import pytest
 
 from broker import states
 from broker.engine import AckItem, JobMeta, JobSpec
+from broker.engine.limits import Quota
 from broker.errors import Backpressure
 from broker.service import Broker, ManualClock, ServiceSettings
+from broker.service.broker import Audit
 from broker.store import FlushBatch, Ledger, MemoryLedger
 from broker.store.postgres import PostgresLedger
 from broker.store.sqlite import SqliteLedger
@@ -228,8 +230,9 @@ async def test_text_no_store_takes_is_escaped_rather_than_stalling_every_flush(
         ledger: Ledger = PostgresLedger(POSTGRES, schema=schema)
     else:
         ledger = SqliteLedger(tmp_path / "l.db")
-    broker = await started(ledger)
+    broker: Broker | None = None
     try:
+        broker = await started(ledger)
         (reply,) = await broker.submit(T, [JobSpec("scan", b"{}")])
         grant = await broker.claim(T, worker, ["scan"], 1, 60_000)
         done = await asyncio.wait_for(broker.complete(T, [reply.jid], grant.tokens), 10)
@@ -242,7 +245,42 @@ async def test_text_no_store_takes_is_escaped_rather_than_stalling_every_flush(
         ).decode().replace("\x00", "\\x00")
         assert await ledger.read_job(later.jid) is not None
     finally:
-        await asyncio.wait_for(broker.stop(), 10)  # a stalled flusher would hold it for good
+        if broker is not None:  # a stalled flusher would hold the stop for good
+            await asyncio.wait_for(broker.stop(), 10)
         if store == "postgres":
             await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
             await admin.close()
+
+
+async def test_events_carry_the_escaped_text_the_ledger_holds(tmp_path: Path) -> None:
+    """What a flush publishes is what it wrote: an unpaired surrogate in an audit
+    reason would also make the event stream's JSON fail, for every reader."""
+    broker = await started(SqliteLedger(tmp_path / "l.db"))
+    try:
+        sub = broker.events.subscribe(T)
+        audit = Audit("ops", "quota.set", "scan", "why\udcff", None)
+        await asyncio.wait_for(broker.set_limit(T, "quota", "scan", Quota(max_active=1), audit), 10)
+        event = await sub.next(1)
+        assert event is not None and event.fields["reason"] == "why\\udcff"
+        assert (await broker.ledger.read_audit(T, 10))[0].reason == "why\\udcff"
+    finally:
+        await asyncio.wait_for(broker.stop(), 10)
+
+
+async def test_a_write_failing_for_another_reason_escapes_nothing() -> None:
+    """A NUL some stores take (the memory and SQLite ledgers do) is written as it is
+    when a write fails for a reason that is not the text (here an outage)."""
+    ledger = FlakyLedger()
+    broker = await started(ledger)
+    (reply,) = await broker.submit(T, [JobSpec("scan", b"{}")])
+    grant = await broker.claim(T, "w\x00", ["scan"], 1, 60_000)
+    ledger.down = True
+    completing = asyncio.ensure_future(broker.complete(T, [reply.jid], grant.tokens))
+    while not broker.flusher.failures:
+        await asyncio.sleep(0.01)
+    ledger.down = False
+    await asyncio.wait_for(completing, 10)
+    stored = await ledger.read_job(reply.jid)
+    assert stored is not None and stored.attempts[0].worker == "w\x00"
+    assert broker.flusher.escaped == 0
+    await broker.stop()
