@@ -65,70 +65,48 @@ def test_take_many(benchmark: Any, impl: str, batch: int) -> None:
     run(benchmark, batch, "take_many", traffic.buckets.take_many, setup)
 
 
-@pytest.mark.parametrize("batch", BATCHES)
-@pytest.mark.parametrize("impl", IMPLS)
-def test_refund(benchmark: Any, impl: str, batch: int) -> None:
+def run_per_key(
+    benchmark: Any, impl: str, batch: int, op: str, constant: int, now_last: bool
+) -> None:
+    """``op(key, constant, now)`` (or ``op(key, now, constant)``) for every key of a
+    window: at batch 1 the one call is timed alone, without a loop around it."""
     traffic = Traffic(impl, batch)
-    refund = traffic.buckets.refund
+    call = getattr(traffic.buckets, op)
+
+    def one() -> tuple[tuple[Any, ...], dict[str, Any]]:
+        (key,), now = traffic.next()
+        return ((key, constant, now) if now_last else (key, now, constant)), {}
 
     def setup() -> tuple[tuple[Any, ...], dict[str, Any]]:
         return traffic.next(), {}
 
-    def one() -> tuple[tuple[Any, ...], dict[str, Any]]:
-        (key,), now = traffic.next()
-        return (key, 1, now), {}
-
-    def fn(keys: list[int], now: int) -> None:
+    def constant_first(keys: list[int], now: int) -> None:
         for key in keys:
-            refund(key, 1, now)
+            call(key, constant, now)
 
-    if batch == 1:  # one key is one call: timed alone, without a loop around it
-        run(benchmark, batch, "refund", refund, one)
+    def now_first(keys: list[int], now: int) -> None:
+        for key in keys:
+            call(key, now, constant)
+
+    if batch == 1:
+        run(benchmark, batch, op, call, one)
     else:
-        run(benchmark, batch, "refund", fn, setup)
+        run(benchmark, batch, op, constant_first if now_last else now_first, setup)
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("impl", IMPLS)
+def test_refund(benchmark: Any, impl: str, batch: int) -> None:
+    run_per_key(benchmark, impl, batch, "refund", 1, now_last=True)
 
 
 @pytest.mark.parametrize("batch", BATCHES)
 @pytest.mark.parametrize("impl", IMPLS)
 def test_penalise(benchmark: Any, impl: str, batch: int) -> None:
-    traffic = Traffic(impl, batch)
-    penalise = traffic.buckets.penalise
-
-    def setup() -> tuple[tuple[Any, ...], dict[str, Any]]:
-        return traffic.next(), {}
-
-    def one() -> tuple[tuple[Any, ...], dict[str, Any]]:
-        (key,), now = traffic.next()
-        return (key, now, 50), {}
-
-    def fn(keys: list[int], now: int) -> None:
-        for key in keys:
-            penalise(key, now, 50)
-
-    if batch == 1:  # one key is one call: timed alone, without a loop around it
-        run(benchmark, batch, "penalise", penalise, one)
-    else:
-        run(benchmark, batch, "penalise", fn, setup)
+    run_per_key(benchmark, impl, batch, "penalise", 50, now_last=False)
 
 
 @pytest.mark.parametrize("batch", BATCHES)
 @pytest.mark.parametrize("impl", IMPLS)
 def test_reward(benchmark: Any, impl: str, batch: int) -> None:
-    traffic = Traffic(impl, batch)
-    reward = traffic.buckets.reward
-
-    def setup() -> tuple[tuple[Any, ...], dict[str, Any]]:
-        return traffic.next(), {}
-
-    def one() -> tuple[tuple[Any, ...], dict[str, Any]]:
-        (key,), now = traffic.next()
-        return (key, 3, now), {}
-
-    def fn(keys: list[int], now: int) -> None:
-        for key in keys:
-            reward(key, 3, now)
-
-    if batch == 1:  # one key is one call: timed alone, without a loop around it
-        run(benchmark, batch, "reward", reward, one)
-    else:
-        run(benchmark, batch, "reward", fn, setup)
+    run_per_key(benchmark, impl, batch, "reward", 3, now_last=True)

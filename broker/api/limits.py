@@ -166,7 +166,7 @@ def _host(request: web.Request) -> str:
     if not 0 < len(host) <= HOST_MAX or not storable(host):
         raise ValidationFailed(
             "a source host has 1..253 characters, no NUL",
-            details=[{"field": "host", "problem": "bad length"}],
+            details=[{"field": "host", "problem": "bad length or characters"}],
         )
     return host
 
