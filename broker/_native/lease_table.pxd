@@ -31,8 +31,11 @@ cdef extern from * nogil:
 
     // Open-addressing map from a job (int64 >= 0) to a value, job -1 marking
     // a free slot: Robin Hood linear probing in a table at most 3/4 full that
-    // grows by half (any size: the home slot is a multiply-shift range
-    // reduction, not a mask), with backward-shift erase (no tombstones). Unlike a node
+    // grows by half (any size: the home slot is the id modulo the capacity,
+    // computed with multiplications), with backward-shift erase (no
+    // tombstones). Modular homes keep consecutive ids in consecutive slots, as
+    // a dict does: the engine numbers jobs in order and claims them in order,
+    // so a big table is walked, not missed once per job. Unlike a node
     // based std::unordered_map, a lookup mostly touches one cache line, and
     // inserting or erasing allocates nothing. Robin Hood order bounds the
     // probes: a lookup or erase stops at the first entry nearer its home than
@@ -82,6 +85,7 @@ cdef extern from * nogil:
 
         void clear() {
             std::vector<Slot, BrokerTableAllocator<Slot>>(16, Slot{-1, V()}).swap(slots_);
+            mult_ = UINT64_MAX / slots_.size() + 1;
             count_ = 0;
         }
 
@@ -91,16 +95,15 @@ cdef extern from * nogil:
             V value;
         };
         std::vector<Slot, BrokerTableAllocator<Slot>> slots_;
+        uint64_t mult_;  // ceil(2**64 / capacity)
         size_t count_;
 
         size_t home(int64_t job) const {
-            // Fibonacci hashing (the top bits of a multiplicative hash): ids in
-            // strides or with shard bits spread as well as consecutive ones.
-            // An identity-like hash, which keeps consecutive ids together as a
-            // dict does, clusters on such ids. The high half of the product
-            // with the size maps it onto the table.
-            uint64_t hash = (uint64_t)job * 0x9E3779B97F4A7C15ull;
-            return (size_t)(((unsigned __int128)hash * slots_.size()) >> 64);
+            // job mod capacity without a division: the low 64 bits of
+            // job * mult_ are how far round the table the job falls, and the
+            // high half of their product with the size scales that to a slot.
+            uint64_t frac = (uint64_t)job * mult_;
+            return (size_t)(((unsigned __int128)frac * slots_.size()) >> 64);
         }
 
         size_t next(size_t slot) const {
@@ -134,6 +137,7 @@ cdef extern from * nogil:
         void rehash(size_t capacity) {
             std::vector<Slot, BrokerTableAllocator<Slot>> old(capacity, Slot{-1, V()});
             old.swap(slots_);
+            mult_ = UINT64_MAX / slots_.size() + 1;
             for (const Slot& slot : old) {
                 if (slot.job >= 0) place(slot);
             }

@@ -20,7 +20,9 @@ JTYPES = range(-1, 3)
 
 # valid values from small ranges, so ids, queues, rings and priorities collide
 # often; invalid ones come from dedicated rules, so most operations succeed
-jobs = st.integers(0, 15)
+# ids whose home slots collide (the table places an id at id mod capacity):
+# several share a home at the first capacities, 16, 24 and 36
+jobs = st.sampled_from([0, 1, 2, 3, 7, 16, 17, 19, 24, 32, 35, 40, 48, 51, 64, 72])
 tenants = st.integers(0, 2)
 jtypes = st.integers(0, 1)
 priorities = st.integers(0, 3) | st.integers(0, 9)
@@ -226,6 +228,32 @@ def test_wide_ids_fill_and_drain() -> None:
         assert native.pop_many(10**6, [0, 1]) == twin.pop_many(10**6, [0, 1])
         assert len(native) == len(twin) == 0
         assert not any(job in native for job in ids[:1000])
+
+
+@pytest.mark.parametrize("pattern", ["dense", "strided", "sharded", "random", "wrapping"])
+def test_job_id_patterns(pattern: str) -> None:
+    """Ids that crowd the native table's home slots still act as the twin's dict keys."""
+    rng = random.Random(pattern)
+    ids = {
+        "dense": list(range(6000)),
+        "strided": [i << 20 for i in range(6000)],
+        "sharded": [(i % 8) << 48 | i // 8 for i in range(6000)],
+        "random": list({rng.getrandbits(63) for _ in range(6000)}),
+        # old ids stay queued while new ones arrive: the live range spans the table many times
+        "wrapping": [i * 7919 + (i % 5) * 10**6 for i in range(6000)],
+    }[pattern]
+    native, twin = compiled.ReadyQueues(), twin_mod.ReadyQueues()
+    for start in range(0, 6000, 1500):
+        batch = ids[start : start + 1500]
+        cols = [batch, [i % 3 for i in batch], [0] * len(batch), [i % 10 for i in batch]]
+        native.push_many(*cols)
+        twin.push_many(*cols)
+        victims = rng.sample(ids[: start + 1500], 400)
+        assert native.remove_many(victims) == twin.remove_many(victims)
+        assert native.pop_many(700, [0]) == twin.pop_many(700, [0])
+        assert all((job in native) == (job in twin) for job in ids)
+    assert native.pop_many(10**6, [0]) == twin.pop_many(10**6, [0])
+    assert len(native) == len(twin) == 0
 
 
 def test_front_batches_merge_by_seq() -> None:
