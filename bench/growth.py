@@ -1,13 +1,16 @@
 """How cost grows with work: claim + complete per job, memory per queued job, recovery time.
 
-    python -m bench.growth [--queued 1000,100000,1000000,10000000]
+    python -m bench.growth [--queued 1000,100000,1000000,10000000] [--repeat 3]
                            [--recovered 10000,100000,1000000] [--plot growth.png]
 
 For each queue depth, a fresh subprocess (native kernels) fills an engine and
 reports the RSS it grew by (per job: the bookkeeping of a queued job, payloads
 sharing one empty bytes object), then times rounds of claim 100 + complete 100
 (each refilled by 100 untimed submissions, so the depth stays put) and reports
-the median per job. Recovery is ``bench.recovery`` at each live-job count (a
+the median per job. With ``--repeat R`` the depths are measured R times in turn
+(1k, 1M, 10M, 1k, …), so a slow spell of the machine falls on every depth
+alike, and each figure is the median of the R runs' (the lowest: the lowest
+round of all). Recovery is ``bench.recovery`` at each live-job count (a
 fresh Postgres database, ``Broker.start()`` timed). Prints a Markdown table and,
 with ``--plot``, draws the three curves on log-scaled job counts.
 """
@@ -69,6 +72,25 @@ def queue_figures(queued: int) -> dict[str, float]:
     return dict(json.loads(out.stdout))
 
 
+def repeated_figures(depths: list[int], repeat: int) -> list[dict[str, float]]:
+    """Each depth measured ``repeat`` times, the depths taken in turn."""
+    runs: dict[int, list[dict[str, float]]] = {queued: [] for queued in depths}
+    for turn in range(1, repeat + 1):
+        for queued in depths:
+            print(f"… {queued:,} queued (run {turn} of {repeat})", file=sys.stderr)
+            runs[queued].append(queue_figures(queued))
+            print(f"  {runs[queued][-1]['us_per_job']} µs/job", file=sys.stderr)
+    return [
+        {
+            "queued": queued,
+            "bytes_per_job": statistics.median(r["bytes_per_job"] for r in found),
+            "us_per_job": statistics.median(r["us_per_job"] for r in found),
+            "us_per_job_min": min(r["us_per_job_min"] for r in found),
+        }
+        for queued, found in runs.items()
+    ]
+
+
 def plot(path: str, queues: list[dict[str, float]], recoveries: list[tuple[int, float]]) -> None:
     import matplotlib
 
@@ -97,6 +119,7 @@ def plot(path: str, queues: list[dict[str, float]], recoveries: list[tuple[int, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queued", type=_sizes, default=[1_000, 100_000, 1_000_000, 10_000_000])
+    parser.add_argument("--repeat", type=int, default=1, help="runs per depth, in turn")
     parser.add_argument("--recovered", type=_sizes, default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--store", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--plot", help="PNG file for the three curves")
@@ -107,10 +130,7 @@ def main() -> None:
         return
     from bench.recovery import recovery_seconds
 
-    queues = []
-    for queued in args.queued:
-        print(f"… {queued:,} queued", file=sys.stderr)
-        queues.append(queue_figures(queued))
+    queues = repeated_figures(args.queued, max(1, args.repeat))
     recoveries = []
     for live in args.recovered:
         print(f"… recovering {live:,} live jobs", file=sys.stderr)
