@@ -103,6 +103,7 @@ def plot(path: str, queues: list[dict[str, float]], recoveries: list[tuple[int, 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     depth = [q["queued"] for q in queues]
     axes[0].plot(depth, [q["us_per_job"] for q in queues], "o-", label="median")
+    axes[0].plot(depth, [q["us_per_job_best_run"] for q in queues], "o-", label="best run")
     axes[0].plot(depth, [q["us_per_job_min"] for q in queues], "o--", label="min")
     axes[0].set(xscale="log", xlabel="queued jobs", ylabel="µs per job", ylim=(0, None),
                 title="engine claim + complete, batch 100")  # fmt: skip
