@@ -31,15 +31,19 @@ cdef extern from * nogil:
 
     // Open-addressing map from a job (int64 >= 0) to a value, job -1 marking
     // a free slot: Robin Hood linear probing in a table at most 3/4 full that
-    // grows by half (any size: the home slot is the id modulo the capacity,
-    // computed with multiplications), with backward-shift erase (no
-    // tombstones). Modular homes keep consecutive ids in consecutive slots, as
-    // a dict does: the engine numbers jobs in order and claims them in order,
-    // so a big table is walked, not missed once per job. Unlike a node
+    // grows by half (any size: the home slot is a multiply-shift range
+    // reduction, not a mask), with backward-shift erase (no tombstones). Unlike a node
     // based std::unordered_map, a lookup mostly touches one cache line, and
     // inserting or erasing allocates nothing. Robin Hood order bounds the
     // probes: a lookup or erase stops at the first entry nearer its home than
     // the probe. Slots are addressed by index; an insert may move every slot.
+    //
+    // Runs of 16 consecutive ids share a home (the Fibonacci hash of id / 16)
+    // and take the slots after it in order: the engine numbers jobs in order
+    // and claims them in order, so a big table misses the cache once per 16
+    // jobs, not once per job. Homes of id mod capacity would keep every id in
+    // order, but once live ids span more than the table, new ids land on old
+    // ones' homes and runs grow without bound (ready_queues.pyx says more).
     static const size_t JOB_MAP_NONE = (size_t)-1;
 
     template <typename V>
@@ -85,7 +89,6 @@ cdef extern from * nogil:
 
         void clear() {
             std::vector<Slot, BrokerTableAllocator<Slot>>(16, Slot{-1, V()}).swap(slots_);
-            mult_ = UINT64_MAX / slots_.size() + 1;
             count_ = 0;
         }
 
@@ -95,15 +98,15 @@ cdef extern from * nogil:
             V value;
         };
         std::vector<Slot, BrokerTableAllocator<Slot>> slots_;
-        uint64_t mult_;  // ceil(2**64 / capacity)
         size_t count_;
 
+        static const int RUN_BITS = 4;  // runs of 16 consecutive ids share a home
+
         size_t home(int64_t job) const {
-            // job mod capacity without a division: the low 64 bits of
-            // job * mult_ are how far round the table the job falls, and the
-            // high half of their product with the size scales that to a slot.
-            uint64_t frac = (uint64_t)job * mult_;
-            return (size_t)(((unsigned __int128)frac * slots_.size()) >> 64);
+            uint64_t hash = (uint64_t)(job >> RUN_BITS) * 0x9E3779B97F4A7C15ull;
+            size_t start = (size_t)(((unsigned __int128)hash * slots_.size()) >> 64);
+            size_t home = start + (size_t)(job & ((1 << RUN_BITS) - 1));
+            return home >= slots_.size() ? home - slots_.size() : home;  // size >= 16
         }
 
         size_t next(size_t slot) const {
@@ -137,7 +140,6 @@ cdef extern from * nogil:
         void rehash(size_t capacity) {
             std::vector<Slot, BrokerTableAllocator<Slot>> old(capacity, Slot{-1, V()});
             old.swap(slots_);
-            mult_ = UINT64_MAX / slots_.size() + 1;
             for (const Slot& slot : old) {
                 if (slot.job >= 0) place(slot);
             }

@@ -84,7 +84,7 @@ cdef struct Queue:
 
 # A queued job: its live sequence number, queue index and lane. Slots live in
 # an open-addressing table (Robin Hood linear probing, backward-shift deletion,
-# a job's home slot its id modulo the capacity; see the .pyx): one probe
+# runs of 16 consecutive ids kept together; see the .pyx): one probe
 # usually settles a lookup, where std::unordered_map chases bucket and node
 # pointers, and a slot takes 24 bytes instead of a 32-byte node plus buckets.
 cdef struct Slot:
@@ -96,7 +96,6 @@ cdef struct Slot:
 cdef struct JobTable:
     Slot *slots
     size_t cap         # any size (grown by half), 0 before the first insert
-    uint64_t mult      # ceil(2**64 / cap): the home slot is id * mult scaled to cap
     size_t size
 
 ctypedef unordered_map[rq_qkey, int32_t, rq_qkey_hash] queue_map
