@@ -12,7 +12,7 @@ import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from tests.differential.pair import both
+from tests.differential.pair import ID_PATTERNS, both, id_pattern
 
 compiled, twin_mod = both("lease_table")
 
@@ -202,16 +202,11 @@ def test_pickle_round_trip() -> None:
     assert native.pop_expired(100) == twin.pop_expired(100) == [9, 2, 1, 5, 3, 7, 2, 6]
 
 
-@pytest.mark.parametrize("pattern", ["dense", "strided", "sharded", "random"])
+@pytest.mark.parametrize("pattern", ID_PATTERNS)
 def test_job_id_patterns(pattern: str) -> None:
     """Job ids that crowd the native hash table still act as the twin's dict keys."""
     rng = random.Random(pattern)
-    ids = {
-        "dense": list(range(5000)),
-        "strided": [i << 20 for i in range(5000)],
-        "sharded": [(i % 8) << 48 | i // 8 for i in range(5000)],
-        "random": list({rng.getrandbits(63) for _ in range(5000)}),
-    }[pattern]
+    ids = id_pattern(pattern, 5000, rng)
     native, twin = compiled.LeaseTable(), twin_mod.LeaseTable()
     for _ in range(4):
         rng.shuffle(ids)

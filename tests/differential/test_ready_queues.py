@@ -10,7 +10,7 @@ import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from tests.differential.pair import both
+from tests.differential.pair import ID_PATTERNS, both, id_pattern
 
 compiled, twin_mod = both("ready_queues")
 
@@ -231,18 +231,11 @@ def test_wide_ids_fill_and_drain() -> None:
         assert not any(job in native for job in ids[:1000])
 
 
-@pytest.mark.parametrize("pattern", ["dense", "strided", "sharded", "random", "wrapping"])
+@pytest.mark.parametrize("pattern", ID_PATTERNS)
 def test_job_id_patterns(pattern: str) -> None:
     """Ids that crowd the native table's home slots still act as the twin's dict keys."""
     rng = random.Random(pattern)
-    ids = {
-        "dense": list(range(6000)),
-        "strided": [i << 20 for i in range(6000)],
-        "sharded": [(i % 8) << 48 | i // 8 for i in range(6000)],
-        "random": list({rng.getrandbits(63) for _ in range(6000)}),
-        # old ids stay queued while new ones arrive: the live range spans the table many times
-        "wrapping": [i * 7919 + (i % 5) * 10**6 for i in range(6000)],
-    }[pattern]
+    ids = id_pattern(pattern, 6000, rng)
     native, twin = compiled.ReadyQueues(), twin_mod.ReadyQueues()
     for start in range(0, 6000, 1500):
         batch = ids[start : start + 1500]
