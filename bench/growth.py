@@ -7,12 +7,13 @@ For each queue depth, a fresh subprocess (native kernels) fills an engine and
 reports the RSS it grew by (per job: the bookkeeping of a queued job, payloads
 sharing one empty bytes object), then times rounds of claim 100 + complete 100
 (each refilled by 100 untimed submissions, so the depth stays put) and reports
-the median per job, the lowest median of any 200 rounds in a row (a shared
-machine's noise comes in spells of seconds and only ever adds time, so the
-quietest stretch is the steadiest figure of what the work costs) and the
+the median per job, the lowest median of its ten windows of 200 rounds (a
+shared machine's noise comes in spells of seconds and only ever adds time, so
+the quietest stretch is the steadiest figure of what the work costs) and the
 lowest round. With ``--repeat R`` the depths are measured R times in turn
 (1k, 1M, 10M, 1k, …), so a slow spell falls on every depth alike: the median
-is then the median of the runs', the others the lowest of the runs'. Recovery
+and the bytes per job are then the median of the runs', the quietest window
+and the lowest round the lowest of the runs'. Recovery
 is ``bench.recovery`` at each live-job count (a fresh Postgres database,
 ``Broker.start()`` timed). Prints a Markdown table and,
 with ``--plot``, draws the three curves on log-scaled job counts.
