@@ -9,6 +9,7 @@ cdef extern from * nogil:
     #include <utility>
     #include <vector>
     #include "table_alloc.h"
+    #include "table_home.h"
 
     // One deadline-index entry; live only while the job's lease still has
     // this token and this deadline.
@@ -37,13 +38,8 @@ cdef extern from * nogil:
     // inserting or erasing allocates nothing. Robin Hood order bounds the
     // probes: a lookup or erase stops at the first entry nearer its home than
     // the probe. Slots are addressed by index; an insert may move every slot.
-    //
-    // Runs of 16 consecutive ids share a home (the Fibonacci hash of id / 16)
-    // and take the slots after it in order: the engine numbers jobs in order
-    // and claims them in order, so a big table misses the cache once per 16
-    // jobs, not once per job. Homes of id mod capacity would keep every id in
-    // order, but once live ids span more than the table, new ids land on old
-    // ones' homes and runs grow without bound (ready_queues.pyx says more).
+    // A job's home slot keeps runs of 16 consecutive ids together
+    // (table_home.h).
     static const size_t JOB_MAP_NONE = (size_t)-1;
 
     template <typename V>
@@ -100,14 +96,7 @@ cdef extern from * nogil:
         std::vector<Slot, BrokerTableAllocator<Slot>> slots_;
         size_t count_;
 
-        static const int RUN_BITS = 4;  // runs of 16 consecutive ids share a home
-
-        size_t home(int64_t job) const {
-            uint64_t hash = (uint64_t)(job >> RUN_BITS) * 0x9E3779B97F4A7C15ull;
-            size_t start = (size_t)(((unsigned __int128)hash * slots_.size()) >> 64);
-            size_t home = start + (size_t)(job & ((1 << RUN_BITS) - 1));
-            return home >= slots_.size() ? home - slots_.size() : home;  // size >= 16
-        }
+        size_t home(int64_t job) const { return broker_job_home(job, slots_.size()); }
 
         size_t next(size_t slot) const {
             return slot + 1 == slots_.size() ? 0 : slot + 1;

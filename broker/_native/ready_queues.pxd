@@ -44,18 +44,6 @@ cdef extern from *:
     """
     void rq_prefetch(const void *p) noexcept nogil
 
-# The home slot of a hash in a table of ``n`` slots: the high half of a 64 x 64
-# bit product (Lemire's multiply-shift range reduction), so a table can have
-# any size, not only a power of two, and grow by half instead of doubling.
-cdef extern from *:
-    """
-    #include <stdint.h>
-    static inline size_t rq_range(uint64_t hash, size_t n) {
-        return (size_t)(((unsigned __int128)hash * n) >> 64);
-    }
-    """
-    size_t rq_range(uint64_t hash, size_t n) noexcept nogil
-
 cdef enum:
     PRIORITIES = 10
 

@@ -31,6 +31,8 @@ from libc.stdlib cimport free
 
 cdef extern from "table_alloc.h" nogil:
     void *broker_table_alloc(size_t bytes)
+cdef extern from "table_home.h" nogil:
+    size_t broker_job_home(int64_t job, size_t size)
 from libc.string cimport memcpy, memset
 from libcpp.algorithm cimport find
 from libcpp.unordered_set cimport unordered_set
@@ -48,8 +50,6 @@ cdef enum:
     EMPTY_SLOT = -1
     AHEAD = 8              # how many jobs ahead a batch prefetches table slots
     TABLE_MIN = 16         # first capacity of the job table
-    RUN_BITS = 4           # runs of 2**RUN_BITS consecutive ids share a home (see below)
-    RUN = 16
 
 
 # -- argument checks ----------------------------------------------------------
@@ -108,20 +108,13 @@ cdef int _as_key(object obj, int64_t *out) except -1:
 # third less memory per queued job). An insert may move other slots, so a Slot
 # pointer is good only until the next insert, erase or rehash.
 #
-# Homes keep runs of ids together: the 16 ids k*16 .. k*16+15 share one start,
-# the Fibonacci hash of k, and take the slots after it in order. The engine
-# numbers jobs consecutively and claims them in that order, so a claim misses
-# the cache once per 16 jobs instead of once per job (a hash of each id) -- and
-# never piles up as homes of id mod capacity do once live ids span more than
-# the table: new consecutive ids then land on the homes of old ones, and their
-# runs grow without bound. Robin Hood order lets an erase stop at the first
-# entry already at its home (a run of consecutive ids has no free slot in it).
+# A job's home keeps runs of 16 consecutive ids together (table_home.h), so a
+# claim of jobs in the order they were numbered walks the table. Robin Hood
+# order lets an erase stop at the first entry already at its home (a run of
+# consecutive ids has no free slot in it).
 
 cdef inline size_t _home(const JobTable *table, int64_t job) noexcept:
-    cdef size_t home = rq_range(
-        (<uint64_t>job >> RUN_BITS) * 0x9E3779B97F4A7C15ULL, table.cap
-    ) + <size_t>(job & (RUN - 1))
-    return home - table.cap if home >= table.cap else home  # cap >= TABLE_MIN >= RUN
+    return broker_job_home(job, table.cap)  # cap >= TABLE_MIN = 16
 
 
 cdef inline size_t _next(const JobTable *table, size_t i) noexcept:
