@@ -22,6 +22,7 @@ KERNELS = [
     "job_table",
     "wire",
     "copy_codec",
+    "attempt_log",
 ]
 
 

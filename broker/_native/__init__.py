@@ -19,6 +19,7 @@ import os
 import warnings
 from types import ModuleType, SimpleNamespace
 
+from .attempt_log_py import AttemptLog as AttemptLog
 from .concurrency_py import ConcurrencyCounters as ConcurrencyCounters
 from .copy_codec_py import CopyCodec as CopyCodec
 from .dag_index_py import DagIndex as DagIndex
@@ -44,6 +45,7 @@ KERNELS: dict[str, str] = {
     "job_table": "JobTable",
     "wire": "Wire",
     "copy_codec": "CopyCodec",
+    "attempt_log": "AttemptLog",
 }
 
 NO_EXTENSIONS = os.environ.get("BROKER_NO_EXTENSIONS", "") not in ("", "0")
@@ -87,6 +89,7 @@ NATIVE_KERNELS: dict[str, bool] = _load_native()
 HAVE_NATIVE: bool = all(NATIVE_KERNELS.values())
 
 __all__ = [
+    "AttemptLog",
     "HAVE_NATIVE",
     "KERNELS",
     "NATIVE_KERNELS",

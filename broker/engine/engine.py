@@ -74,6 +74,8 @@ class Engine:
     ) -> None:
         self.settings = settings or EngineSettings()
         cfg = self.settings
+        #: the kernel implementations in use (the service's journal takes its attempt log here)
+        self.kernels = kernels
         self.tenants = Interner()
         self.job_types = Interner()
         self.workers = Interner()
