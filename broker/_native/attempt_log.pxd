@@ -38,6 +38,8 @@ cdef class AttemptLog:
     cdef int _leased
     cdef int _pending
     cdef bint _busy
+    cdef list _boxed  # see _time
+    cdef int64_t _unboxed[4]
     cdef vector[Touched] _jobs
     cdef vector[Entry] _entries
     cdef JobMap[int32_t] _index  # job number -> its position in _jobs
@@ -51,6 +53,7 @@ cdef class AttemptLog:
     cdef void _keep(self, vector[char]& held) except *
     cdef object _current(self, int64_t jid, int32_t k, Job job, object live)
     cdef object _row_after(self, int64_t jid, Entry* e)
-    cdef object _row(self, int64_t jid, Entry* e, int state, int attempt, object due,
-                     object lease_token, object lease_worker, object lease_deadline,
-                     object last_token, object last_status)
+    cdef object _time(self, int field, int64_t value)
+    cdef object _row(self, int64_t jid, Entry* e, object token, int state, int attempt,
+                     object due, object lease_token, object lease_worker,
+                     object lease_deadline, object last_token, object last_status)

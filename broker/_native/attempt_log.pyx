@@ -69,6 +69,7 @@ cdef class AttemptLog:
         if not isinstance(row_type, type) or not issubclass(row_type, tuple):
             raise TypeError("row_type must be a tuple subclass")
         self._row_type = row_type
+        self._boxed = [None] * 4
         self._leased = leased
         self._pending = pending
 
@@ -307,26 +308,39 @@ cdef class AttemptLog:
         cdef object due = 0, token = 0, worker = None, deadline = 0
         if state == self._leased or state == self._pending:
             due, token, worker, deadline = live(jid, state)
-        return self._row(jid, &self._entries[k], state, job.attempt, due, token, worker,
-                         deadline, job.last_token, job.last_status or None)
+        cdef Entry* e = &self._entries[k]
+        cdef object own_token = e.token
+        # after an ack the job's last token is this entry's: one int object for both
+        last_token = own_token if job.last_token == e.token else job.last_token
+        return self._row(jid, e, own_token, state, job.attempt, due, token, worker, deadline,
+                         last_token, job.last_status or None)
 
     cdef object _row_after(self, int64_t jid, Entry* e):
         """The row of an entry that is not the job's last in the flush: the state
         right after it."""
+        cdef object token = e.token
         if e.state == self._leased and not e.finished:
-            return self._row(jid, e, self._leased, e.attempt, 0, e.token, _obj(e.worker),
+            return self._row(jid, e, token, self._leased, e.attempt, 0, token, _obj(e.worker),
                              e.deadline, 0, None)
         if e.finished:
-            return self._row(jid, e, e.state, e.attempt, e.due, 0, None, 0, e.token,
+            return self._row(jid, e, token, e.state, e.attempt, e.due, 0, None, 0, token,
                              _obj(e.status))
-        return self._row(jid, e, e.state, e.attempt, e.due, 0, None, 0, 0, None)
+        return self._row(jid, e, token, e.state, e.attempt, e.due, 0, None, 0, 0, None)
 
-    cdef object _row(self, int64_t jid, Entry* e, int state, int attempt, object due,
-                     object lease_token, object lease_worker, object lease_deadline,
-                     object last_token, object last_status):
+    cdef object _time(self, int field, int64_t value):
+        """``value`` boxed, reusing the int object of the last row's same field: the
+        rows of one batch mostly share their times (claimed, acked, deadline)."""
+        if self._boxed[field] is None or self._unboxed[field] != value:
+            self._boxed[field] = value
+            self._unboxed[field] = value
+        return self._boxed[field]
+
+    cdef object _row(self, int64_t jid, Entry* e, object token, int state, int attempt,
+                     object due, object lease_token, object lease_worker,
+                     object lease_deadline, object last_token, object last_status):
         row = attempt_log_row(self._row_type, ROW_FIELDS)
         _put(row, 0, jid)
-        _put(row, 1, e.at)
+        _put(row, 1, self._time(0, e.at))
         _put(row, 2, state)
         _put(row, 3, attempt)
         _put(row, 4, due)
@@ -335,11 +349,11 @@ cdef class AttemptLog:
         _put(row, 7, lease_deadline)
         _put(row, 8, last_token)
         _put(row, 9, last_status)
-        _put(row, 10, e.token)
+        _put(row, 10, token)
         _put(row, 11, _obj(e.worker))
-        _put(row, 12, e.leased_at)
-        _put(row, 13, e.deadline)
-        _put(row, 14, e.finished)
+        _put(row, 12, self._time(1, e.leased_at))
+        _put(row, 13, self._time(2, e.deadline))
+        _put(row, 14, self._time(3, e.finished))
         _put(row, 15, _obj(e.status))
         _put(row, 16, _obj(e.error))
         _put(row, 17, _obj(e.output))
