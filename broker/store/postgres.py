@@ -98,6 +98,7 @@ class PostgresLedger(Ledger):
 
     async def open(self) -> None:
         settings = {"search_path": self.schema} if self.schema else None
+        self._writer = None
         self._pool = await asyncpg.create_pool(
             self.dsn,
             min_size=1,
@@ -110,12 +111,16 @@ class PostgresLedger(Ledger):
             self._floor = int(await conn.fetchval(_Q["get_floor"]))
 
     async def close(self) -> None:
-        if self._pool is not None:
-            if self._writer is not None:
-                await self._pool.release(self._writer)
-                self._writer = None
-            await self._pool.close()
-            self._pool = None
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        # a flush still writing gives its connection back itself (it finds the pool gone)
+        conn, self._writer = self._writer, None
+        try:
+            if conn is not None:
+                await pool.release(conn)
+        finally:
+            await pool.close()
 
     def _db(self) -> asyncpg.Pool:
         if self._pool is None:
@@ -131,7 +136,8 @@ class PostgresLedger(Ledger):
             bool(batch.inserts) + bool(batch.history) + bool(revived) + bool(batch.members)
             + bool(batch.runs) + bool(batch.audit) + len(batch.limits)
         )  # fmt: skip
-        conn = await self._writer_connection()
+        pool = self._db()
+        conn = await self._writer_connection(pool)
         try:
             if statements == 1 and not revived:
                 # a lone COPY (a drain's history, a submission's jobs) is a
@@ -142,23 +148,27 @@ class PostgresLedger(Ledger):
                 async with conn.transaction():
                     await self._write(conn, batch, history, revived)
         except BaseException:
-            await self._db().release(conn)  # the pool replaces a connection that broke
+            await pool.release(conn)  # the pool replaces a connection that broke
             raise
-        if self._writer is None and self._pool_size > 1:  # one is left for readers
+        if self._writer is None and self._pool is pool and self._pool_size > 2:
             self._writer = conn
-        else:  # a pool of one, or another write kept one meanwhile
-            await self._db().release(conn)
+        else:  # a small pool (readers need two), a closing ledger, or one kept meanwhile
+            await pool.release(conn)
 
-    async def _writer_connection(self) -> asyncpg.Connection:
+    async def _writer_connection(self, pool: asyncpg.Pool) -> asyncpg.Connection:
         """The connection writes keep between flushes, else one from the pool.
 
         Kept rather than taken from the pool and given back for every flush:
         asyncpg's acquire and release cost about 50 µs of CPU per flush under a
         drain (a task per release), 0.25 µs per job at 195 jobs a flush
         (throwaway loop of 195-row COPYs: 310–322 µs a flush through the pool,
-        245–275 on a kept connection)."""
+        245–275 on a kept connection). One the server closed meanwhile (a
+        restart, an idle timeout) goes back to the pool, which replaces it."""
         conn, self._writer = self._writer, None
-        return conn if conn is not None else await self._db().acquire()
+        if conn is not None and _lost(conn):
+            await pool.release(conn)  # nothing to do if the pool took it back already
+            conn = None
+        return conn if conn is not None else await pool.acquire()
 
     async def _write(
         self,
@@ -374,6 +384,15 @@ class PostgresLedger(Ledger):
                 await conn.fetchval("SELECT 1")
         except (RuntimeError, OSError, asyncpg.PostgresError, TimeoutError):
             return False
+        return True
+
+
+def _lost(conn: asyncpg.Connection) -> bool:
+    """Closed by the server, or already taken back by the pool (asyncpg gives back a
+    connection that dies while checked out, and its proxy then refuses every call)."""
+    try:
+        return bool(conn.is_closed())
+    except asyncpg.InterfaceError:
         return True
 
 
