@@ -44,7 +44,7 @@ cdef class AttemptLog:
     cdef vector[Entry] _entries
     cdef JobMap[int32_t] _index  # job number -> its position in _jobs
 
-    cdef int _enter(self) except -1
+    cdef int _enter(self, Py_ssize_t more) except -1
     cdef int32_t _touch(self, Job job) except -1
     cdef void _append(self, int32_t pos, Entry e) except *
     cdef int32_t _latest(self, int64_t jid)

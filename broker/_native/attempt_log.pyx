@@ -24,7 +24,13 @@ cdef extern from *:
     // A row of a tuple subclass, items still empty: what ``tuple.__new__(cls, t)``
     // makes, without first making ``t``.
     static PyObject* attempt_log_row(PyObject* type, Py_ssize_t n) {
-        return ((PyTypeObject*)type)->tp_alloc((PyTypeObject*)type, n);
+        PyObject* row = ((PyTypeObject*)type)->tp_alloc((PyTypeObject*)type, n);
+    #if PY_VERSION_HEX >= 0x030E0000
+        // tuples cache their hash from 3.14 on; -1 is "not computed yet" (the
+        // allocator leaves 0, which would pass for a computed hash)
+        if (row != NULL) ((PyTupleObject*)row)->ob_hash = -1;
+    #endif
+        return row;
     }
     """
     object attempt_log_row(object type, Py_ssize_t n)
@@ -63,6 +69,7 @@ cdef inline void _check_lengths(Py_ssize_t n, list a, list b) except *:
         raise ValueError("columns of different lengths")
 
 
+@cython.final
 @cython.auto_pickle(False)
 cdef class AttemptLog:
     def __init__(self, row_type, int leased, int pending):
@@ -95,38 +102,49 @@ cdef class AttemptLog:
                 found = True
         return low
 
-    cdef int _enter(self) except -1:
+    cdef int _enter(self, Py_ssize_t more) except -1:
+        """Start a call that adds up to ``more`` jobs and entries."""
+        if self._row_type is None:
+            raise TypeError("AttemptLog.__init__ was not called")
         # Python code run from inside a call (an argument's __index__, ``live``)
         # must not change the vectors the call is walking
         if self._busy:
             raise RuntimeError("AttemptLog called again from inside a call")
+        # room made first: once an entry is taken apart, nothing can fail halfway
+        self._jobs.reserve(self._jobs.size() + more)
+        self._entries.reserve(self._entries.size() + more)
         self._busy = True
         return 0
 
     # -- records -----------------------------------------------------------------
+    # bounds checked: reading a token may run Python code that shortens a list
+    @cython.boundscheck(True)
     def leased(self, int64_t at, str worker, list jobs, list tokens, list deadlines):
         cdef Py_ssize_t i, n = len(jobs)
         cdef Job job
         cdef Entry e
+        cdef int32_t pos
         _check_lengths(n, tokens, deadlines)
-        self._enter()
+        self._enter(n)
         try:
             for i in range(n):
                 job = <Job?>jobs[i]
                 e = _entry(at, self._leased, job.attempt, <int64_t>tokens[i],
                            0 if worker is None else at, <int64_t>deadlines[i])
+                pos = self._touch(job)
                 e.worker = _ref(worker)
-                self._append(self._touch(job), e)
+                self._append(pos, e)
         finally:
             self._busy = False
 
+    @cython.boundscheck(True)
     def extended(self, int64_t at, list jobs, list tokens, list deadlines):
         cdef Py_ssize_t i, n = len(jobs)
         cdef Job job
         cdef int64_t deadline
         cdef int32_t k
         _check_lengths(n, tokens, deadlines)
-        self._enter()
+        self._enter(n)
         try:
             for i in range(n):
                 job = <Job?>jobs[i]
@@ -136,6 +154,7 @@ cdef class AttemptLog:
         finally:
             self._busy = False
 
+    @cython.boundscheck(True)
     def finished(self, int64_t at, list jobs, list tokens, list statuses, list states,
                  list due, list errors, list outputs):
         cdef Py_ssize_t i, n = len(jobs)
@@ -147,7 +166,7 @@ cdef class AttemptLog:
         _check_lengths(n, tokens, statuses)
         _check_lengths(n, states, due)
         _check_lengths(n, errors, outputs)
-        self._enter()
+        self._enter(n)
         try:
             for i in range(n):
                 job = <Job?>jobs[i]
@@ -171,22 +190,27 @@ cdef class AttemptLog:
     def changed(self, int64_t at, list jobs, int state, str reason):
         cdef Job job
         cdef Entry e
-        self._enter()
+        cdef int32_t pos
+        self._enter(len(jobs))
         try:
             for job in jobs:
                 e = _entry(at, state, job.attempt, 0, 0, 0)
+                pos = self._touch(job)
                 e.reason = _ref(reason)
-                self._append(self._touch(job), e)
+                self._append(pos, e)
         finally:
             self._busy = False
 
     cdef int32_t _touch(self, Job job) except -1:
-        """The position of ``job`` among the touched jobs, added if new."""
+        """The position of ``job`` among the touched jobs, added if new (room for it
+        was made by ``_enter``; the index, which may grow, is written first)."""
         cdef size_t slot = self._index.find(job.jid)
         if slot != JOB_MAP_NONE:
             return self._index.at(slot)[0]
         if job.jid < 0:
             raise ValueError("a job number must be non-negative")
+        cdef int32_t pos = <int32_t>self._jobs.size()
+        self._index.insert(job.jid)[0] = pos
         cdef Touched t
         t.jid = job.jid
         t.job = <PyObject*>job
@@ -194,8 +218,7 @@ cdef class AttemptLog:
         t.last = -1
         self._jobs.push_back(t)
         Py_INCREF(job)
-        self._index.insert(job.jid)[0] = <int32_t>(self._jobs.size() - 1)
-        return <int32_t>(self._jobs.size() - 1)
+        return pos
 
     cdef void _append(self, int32_t pos, Entry e) except *:
         cdef int32_t k = <int32_t>self._entries.size()
@@ -237,7 +260,7 @@ cdef class AttemptLog:
         cdef size_t pos, n
         cdef int32_t k
         cdef Touched* t
-        self._enter()
+        self._enter(0)
         try:
             n = self._jobs.size()
             held.resize(n, 0)
@@ -275,6 +298,9 @@ cdef class AttemptLog:
         cdef Touched t
         cdef int32_t k, last
         cdef size_t pos, slot
+        # room made first: once a written job is released nothing may fail
+        jobs.reserve(self._jobs.size())
+        entries.reserve(self._entries.size())
         for pos in range(self._jobs.size()):
             t = self._jobs[pos]
             slot = self._index.find(t.jid)

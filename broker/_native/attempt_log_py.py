@@ -95,7 +95,7 @@ class AttemptLog:
 
     # -- records -----------------------------------------------------------------
     def leased(
-        self, at: int, worker: str, jobs: list[Any], tokens: list[int],
+        self, at: int, worker: str | None, jobs: list[Any], tokens: list[int],
         deadlines: list[int],
     ) -> None:  # fmt: skip
         """Attempts opened: ``jobs[i]`` leased to ``worker`` with ``tokens[i]``."""
@@ -105,6 +105,7 @@ class AttemptLog:
             entry = _Entry(at, self._leased, job.attempt, token, None, worker, deadline)
             entries = lists.get(job.jid)
             if entries is None:
+                _check_number(job.jid)
                 lists[job.jid] = [entry]
                 self._jobs[job.jid] = job
             else:
@@ -138,7 +139,7 @@ class AttemptLog:
             entry.error = error
             entry.output = output
 
-    def changed(self, at: int, jobs: list[Any], state: int, reason: str) -> None:
+    def changed(self, at: int, jobs: list[Any], state: int, reason: str | None) -> None:
         """Jobs moved to ``state`` for ``reason`` outside an attempt."""
         for job in jobs:
             self._list(job).append(_Entry(at, state, job.attempt, reason=reason))
@@ -146,6 +147,7 @@ class AttemptLog:
     def _list(self, job: Any) -> list[_Entry]:
         entries = self._entries.get(job.jid)
         if entries is None:
+            _check_number(job.jid)
             entries = self._entries[job.jid] = []
             self._jobs[job.jid] = job
         return entries
@@ -213,6 +215,11 @@ class AttemptLog:
              entry.token, entry.worker, entry.leased_at, entry.deadline, entry.finished,
              entry.status, entry.error, entry.output, entry.reason),
         )  # fmt: skip
+
+
+def _check_number(jid: int) -> None:
+    if jid < 0:
+        raise ValueError("a job number must be non-negative")
 
 
 def _same_lengths(*columns: Sequence[Any]) -> None:

@@ -4,6 +4,7 @@ the same rows, in the same order, asking ``live`` the same questions."""
 from __future__ import annotations
 
 import random
+import sys
 from typing import Any
 
 import pytest
@@ -17,13 +18,13 @@ from tests.differential.pair import ID_PATTERNS, both, id_pattern
 
 compiled, twin_mod = both("attempt_log")
 
-N_JOBS = 12
+N_JOBS = 64  # past the first growths of the compiled kernel's job index
 states = st.integers(0, len(NAMES) - 1)
 times = st.integers(0, 40)  # narrow, so held and written claims mix
 tokens = st.integers(1, 6)  # few, so an ack often finds its claim and sometimes not
 texts = st.one_of(st.none(), st.sampled_from(["succeeded", "failed", "timed_out", ""]))
 blobs = st.one_of(st.none(), st.binary(max_size=4))
-picks = st.lists(st.integers(0, N_JOBS - 1), max_size=6)
+picks = st.lists(st.integers(0, N_JOBS - 1), max_size=40)
 
 
 def new_job(jid: int) -> Job:
@@ -50,8 +51,8 @@ class AttemptLogMachine(RuleBasedStateMachine):
     def pick(self, indexes: list[int]) -> list[Job]:
         return [self.jobs[i] for i in indexes]
 
-    @rule(at=times, worker=st.sampled_from(["w1", "w2"]), picked=picks, data=st.data())
-    def leased(self, at: int, worker: str, picked: list[int], data: st.DataObject) -> None:
+    @rule(at=times, worker=st.sampled_from(["w1", "w2", None]), picked=picks, data=st.data())
+    def leased(self, at: int, worker: str | None, picked: list[int], data: st.DataObject) -> None:
         n = len(picked)
         toks = data.draw(st.lists(tokens, min_size=n, max_size=n))
         deadlines = data.draw(st.lists(times, min_size=n, max_size=n))
@@ -73,8 +74,8 @@ class AttemptLogMachine(RuleBasedStateMachine):
             column(times), column(blobs), column(blobs),
         )  # fmt: skip
 
-    @rule(at=times, picked=picks, state=states, reason=st.sampled_from(["due", "canceled"]))
-    def changed(self, at: int, picked: list[int], state: int, reason: str) -> None:
+    @rule(at=times, picked=picks, state=states, reason=st.sampled_from(["due", "canceled", None]))
+    def changed(self, at: int, picked: list[int], state: int, reason: str | None) -> None:
         self.both("changed", at, self.pick(picked), state, reason)
 
     @rule(at=times, picked=st.lists(st.integers(0, N_JOBS - 1), min_size=1, max_size=3),
@@ -110,7 +111,30 @@ class AttemptLogMachine(RuleBasedStateMachine):
             results.append(log.cut(live, submitted, hold))
         assert results[0] == results[1]
         assert all(type(row) is HistoryRow for row in results[0])
+        assert [hash(row) for row in results[0]] == [hash(tuple(row)) for row in results[1]]
         assert asked[0] == asked[1]
+
+    @precondition(lambda self: len(self.twin) > 1)
+    @rule(fail_at=st.integers(0, 3))
+    def live_failing_midway_changes_nothing(self, fail_at: int) -> None:
+        """Rows already made are dropped; the next cut has everything."""
+        for job in self.jobs:
+            job.state = LEASED  # every job's last row asks ``live``
+        fail_at %= len(self.twin)  # a job with rows made before it, mostly
+        outcomes = []
+        for log in (self.native, self.twin):
+            asked = []
+
+            def live(jid: int, state: int, asked: list[int] = asked) -> Any:
+                asked.append(jid)
+                if len(asked) > fail_at:
+                    raise KeyError(jid)
+                return (0, 1, None, 2)
+
+            with pytest.raises(KeyError):
+                log.cut(live, {})
+            outcomes.append((asked, len(log), log.oldest(-1)))
+        assert outcomes[0] == outcomes[1]
 
     @rule(default=times)
     def oldest(self, default: int) -> None:
@@ -152,6 +176,68 @@ def test_a_claim_and_its_ack_are_one_row_and_fresh_claims_wait() -> None:
         assert len(log) == 1 and log.oldest(99) == 10
         (row,) = log.cut(lambda jid, state: (0, 8, "w", 40), {})  # b, still leased
         assert (row.jid, row.state, row.lease_token, row.token, row.finished) == (2, 2, 8, 8, 0)
+
+
+@pytest.mark.parametrize("module", [compiled, twin_mod], ids=["c", "py"])
+def test_a_negative_job_number_is_refused_and_nothing_is_kept(module: Any) -> None:
+    log = module.AttemptLog(HistoryRow, LEASED, PENDING)
+    worker, reason = "w" * 40, "r" * 40  # not interned: their counts are theirs
+    before = sys.getrefcount(worker), sys.getrefcount(reason)
+    for _ in range(50):
+        with pytest.raises(ValueError):
+            log.leased(1, worker, [new_job(-5)], [1], [9])
+        with pytest.raises(ValueError):
+            log.changed(1, [new_job(-5)], 0, reason)
+    assert len(log) == 0 and (sys.getrefcount(worker), sys.getrefcount(reason)) == before
+
+
+def test_the_compiled_log_holds_and_lets_go_of_what_it_is_given() -> None:
+    """Every string, bytes and job is referenced while held and let go when written
+    (or when the log goes), replaced values included."""
+    worker, status, error, output, reason = ("x" * 40, "s" * 40, b"e" * 40, b"o" * 40,
+                                             "r" * 40)  # fmt: skip
+    values = (worker, status, error, output, reason)
+    jobs = [new_job(i) for i in range(1, 4)]
+    counts = [sys.getrefcount(v) for v in (*values, *jobs)]
+    log = compiled.AttemptLog(HistoryRow, LEASED, PENDING)
+    log.leased(1, worker, jobs, [1, 2, 3], [9, 9, 9])
+    for _ in range(3):  # the same attempt finished again: the old values are let go
+        log.finished(2, jobs[:2], [1, 2], [status] * 2, [3] * 2, [0] * 2, [error] * 2,
+                     [output] * 2)  # fmt: skip
+    log.extended(3, jobs[2:], [3], [20])
+    log.changed(4, jobs[:1], 1, reason)
+    assert sys.getrefcount(worker) > counts[0]
+    rows = log.cut(lambda jid, state: (0, 3, None, 20), {}, 0)  # job 3: a fresh claim, held
+    assert len(rows) == 3 and len(log) == 1
+    del rows
+    del log  # still holding job 3's claim
+    assert [sys.getrefcount(v) for v in (*values, *jobs)] == counts
+
+
+def test_an_uninitialised_compiled_log_refuses_calls() -> None:
+    log = compiled.AttemptLog.__new__(compiled.AttemptLog)
+    with pytest.raises(TypeError):
+        log.leased(1, "w", [new_job(1)], [1], [9])
+    with pytest.raises(TypeError):
+        log.cut(lambda jid, state: (0, 0, None, 0), {})
+
+
+def test_a_list_shortened_while_a_token_is_read_is_an_error_not_a_crash() -> None:
+    log = compiled.AttemptLog(HistoryRow, LEASED, PENDING)
+    jobs = [new_job(i) for i in range(1, 5)]
+    tokens: list[Any] = []
+
+    class Token:
+        def __index__(self) -> int:
+            jobs.clear()
+            tokens.clear()
+            return 1
+
+        __int__ = __index__
+
+    tokens.extend([Token(), 2, 3, 4])
+    with pytest.raises((IndexError, TypeError)):
+        log.leased(1, "w", jobs, tokens, [9, 9, 9, 9])
 
 
 def test_live_may_not_call_the_compiled_log_again() -> None:
