@@ -3,8 +3,9 @@
 """History rows as Postgres binary ``COPY`` data: the compiled twin of
 ``copy_codec_py.py``, which specifies the format and the column layout.
 
-One pass over the rows into one buffer: big-endian integers written by shifts,
-text copied from its cached UTF-8 form, bytea copied as is.
+One pass over the rows into one growing buffer, written through a position:
+big-endian integers stored by byte swap, text copied from its cached UTF-8
+form, bytea copied as is.
 """
 
 cimport cython
@@ -12,7 +13,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_Check
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject
-from cpython.tuple cimport PyTuple_GET_ITEM
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from cpython.unicode cimport PyUnicode_Check
 from libc.stdint cimport int64_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy
@@ -24,10 +25,15 @@ cdef extern from "Python.h":
 cdef extern from *:
     """
     #include <cstring>
-    // big-endian stores at an unaligned position
-    static inline void copy_be16(char* p, uint16_t v) { v = __builtin_bswap16(v); memcpy(p, &v, 2); }
-    static inline void copy_be32(char* p, uint32_t v) { v = __builtin_bswap32(v); memcpy(p, &v, 4); }
-    static inline void copy_be64(char* p, uint64_t v) { v = __builtin_bswap64(v); memcpy(p, &v, 8); }
+    // big-endian stores at an unaligned position (a byte swap on little-endian hosts)
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    #define COPY_BE(bits, v) (v)
+    #else
+    #define COPY_BE(bits, v) __builtin_bswap##bits(v)
+    #endif
+    static inline void copy_be16(char* p, uint16_t v) { v = COPY_BE(16, v); memcpy(p, &v, 2); }
+    static inline void copy_be32(char* p, uint32_t v) { v = COPY_BE(32, v); memcpy(p, &v, 4); }
+    static inline void copy_be64(char* p, uint64_t v) { v = COPY_BE(64, v); memcpy(p, &v, 8); }
     """
     void copy_be16(char* p, uint16_t v) noexcept nogil
     void copy_be32(char* p, uint32_t v) noexcept nogil
@@ -128,6 +134,8 @@ cdef int _field(Out* out, char kind, object value, int64_t* as_int) except -1:
 @cython.final
 cdef class CopyCodec:
     def history(self, rows, floor, terminal):
+        # a tuple of its own: ``terminal``'s code, run per row, cannot shorten it
+        rows = tuple(rows)
         cdef Py_ssize_t i, n = len(rows)
         cdef int f
         cdef bint is_tuple
@@ -138,22 +146,23 @@ cdef class CopyCodec:
         cdef long long low = PyLong_AsLongLongAndOverflow(floor, &overflow)
         revived = []
         cdef Out out
-        out.data = <char*>PyMem_Malloc(_HEADER_LEN + n * 160 + 2)
+        # a drained job's row is about 170 bytes: most batches never grow the buffer
+        out.capacity = _HEADER_LEN + n * 192 + 2
+        out.data = <char*>PyMem_Malloc(out.capacity)
         if out.data == NULL:
             raise MemoryError()
-        out.capacity = _HEADER_LEN + n * 160 + 2
         out.size = 0
         try:
             memcpy(out.data, _HEADER, _HEADER_LEN)
             out.size = _HEADER_LEN
             for i in range(n):
-                row = rows[i]
-                if len(row) != FIELD_COUNT:
+                row = <object>PyTuple_GET_ITEM(rows, i)
+                is_tuple = PyTuple_Check(row)
+                if (PyTuple_GET_SIZE(row) if is_tuple else len(row)) != FIELD_COUNT:
                     raise ValueError(f"a history row has {FIELD_COUNT} fields, not {len(row)}")
                 _room(&out, 2)
                 copy_be16(out.data + out.size, FIELD_COUNT)
                 out.size += 2
-                is_tuple = PyTuple_Check(row)
                 for f in range(FIELD_COUNT):
                     if is_tuple:
                         _field(&out, _LAYOUT[f], <object>PyTuple_GET_ITEM(row, f), &ints[f])

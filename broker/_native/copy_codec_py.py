@@ -15,6 +15,7 @@ leaves non-terminal are returned too: the ledger lists them as stragglers.
 
 from __future__ import annotations
 
+import operator
 import struct
 from collections.abc import Container, Sequence
 from typing import Any
@@ -64,6 +65,7 @@ class CopyCodec:
         """The ``COPY`` data of ``rows`` (each the 19 fields of a ``HistoryRow``) and
         the jobs numbered below ``floor`` whose row leaves them in a state not in
         ``terminal``."""
+        floor = operator.index(floor)  # an int, as the compiled codec compares it
         out = [HEADER]
         revived: list[int] = []
         for row in rows:

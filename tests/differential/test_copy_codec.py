@@ -37,9 +37,26 @@ def outcome(codec: Any, batch: list[Any], floor: int) -> tuple[str, Any]:
         return (type(exc).__name__, None)
 
 
-@given(st.lists(rows, max_size=8), st.integers(-10, 2**63 - 1))
+floors = st.one_of(
+    st.integers(-10, 2**63 - 1), st.sampled_from([2**63, 2**70, -(2**63) - 1, -(2**70)])
+)
+# text and bytes long enough that a batch outgrows the buffer the codec starts with
+long_rows = st.builds(
+    HistoryRow,
+    int8, int8, st.just(3), st.just(1), int8, int8, st.text(min_size=200, max_size=300), int8,
+    int8, text, int8, text, int8, int8, int8, text, st.binary(min_size=0, max_size=100_000),
+    blob, text,
+)  # fmt: skip
+
+
+@given(st.lists(rows, max_size=8), floors)
 @example([], 0)
 def test_rows_are_the_same_bytes(batch: list[HistoryRow], floor: int) -> None:
+    assert outcome(NATIVE, batch, floor) == outcome(TWIN, batch, floor)
+
+
+@given(st.lists(st.one_of(rows, long_rows), min_size=1, max_size=12), floors)
+def test_long_rows_are_the_same_bytes(batch: list[HistoryRow], floor: int) -> None:
     assert outcome(NATIVE, batch, floor) == outcome(TWIN, batch, floor)
 
 
