@@ -14,6 +14,7 @@ cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem, PyDict_Size
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.long cimport PyLong_AsUnsignedLongLong, PyLong_CheckExact
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_GET_LENGTH
 from libc.stdint cimport INT64_MAX, int64_t, uint64_t
@@ -60,18 +61,28 @@ _sha256 = hashlib.sha256
 _dumps = orjson.dumps
 
 
-cdef inline void _hex(string &out, uint64_t value, int digits):
+cdef inline char *_put(char *p, const char *s, size_t n) noexcept:
+    """Write ``n`` bytes at ``p``; where the next write goes (a constant ``n``
+    compiles to a few stores, where a ``std::string`` append was a call)."""
+    memcpy(p, s, n)
+    return p + n
+
+
+cdef inline char *_put_bytes(char *p, bytes data) noexcept:
+    return _put(p, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+
+
+cdef inline char *_hex_at(char *p, uint64_t value, int digits) noexcept:
     """``digits`` lowercase hex digits of the low bits of ``value``."""
-    cdef char buf[16]
     cdef int i
     for i in range(digits - 1, -1, -1):
-        buf[i] = _HEX[value & 0xF]
+        p[i] = _HEX[value & 0xF]
         value >>= 4
-    out.append(buf, digits)
+    return p + digits
 
 
-cdef inline void _int(string &out, int64_t value):
-    """``value`` in decimal, as orjson writes an int."""
+cdef inline char *_int_at(char *p, int64_t value) noexcept:
+    """``value`` in decimal, as orjson writes an int (at most 20 bytes)."""
     cdef char buf[24]
     cdef int i = 24
     cdef uint64_t v = <uint64_t>value if value >= 0 else <uint64_t>(-(value + 1)) + 1
@@ -84,7 +95,32 @@ cdef inline void _int(string &out, int64_t value):
     if value < 0:
         i -= 1
         buf[i] = c'-'
-    out.append(buf + i, 24 - i)
+    return _put(p, buf + i, 24 - i)
+
+
+cdef inline char *_job_id_at(char *p, uint64_t created, uint64_t jid) noexcept:
+    """The job's UUID (v7 layout) in its 36-character form."""
+    cdef uint64_t hi = ((created & _TS) << 16) | 0x7000
+    cdef uint64_t lo = (2ULL << 62) | (jid & _RAND_B)
+    p = _hex_at(p, hi >> 32, 8)
+    p[0] = c'-'
+    p = _hex_at(p + 1, (hi >> 16) & 0xFFFF, 4)
+    p[0] = c'-'
+    p = _hex_at(p + 1, hi & 0xFFFF, 4)
+    p[0] = c'-'
+    p = _hex_at(p + 1, lo >> 48, 4)
+    p[0] = c'-'
+    return _hex_at(p + 1, lo & 0xFFFFFFFFFFFF, 12)
+
+
+cdef inline void _hex(string &out, uint64_t value, int digits):
+    cdef char buf[16]
+    out.append(buf, _hex_at(buf, value, digits) - buf)
+
+
+cdef inline void _int(string &out, int64_t value):
+    cdef char buf[24]
+    out.append(buf, _int_at(buf, value) - buf)
 
 
 cdef inline void _raw(string &out, bytes data):
@@ -92,17 +128,8 @@ cdef inline void _raw(string &out, bytes data):
 
 
 cdef inline void _job_id(string &out, uint64_t created, uint64_t jid):
-    cdef uint64_t hi = ((created & _TS) << 16) | 0x7000
-    cdef uint64_t lo = (2ULL << 62) | (jid & _RAND_B)
-    _hex(out, hi >> 32, 8)
-    out.push_back(c'-')
-    _hex(out, (hi >> 16) & 0xFFFF, 4)
-    out.push_back(c'-')
-    _hex(out, hi & 0xFFFF, 4)
-    out.push_back(c'-')
-    _hex(out, lo >> 48, 4)
-    out.push_back(c'-')
-    _hex(out, lo & 0xFFFFFFFFFFFF, 12)
+    cdef char buf[36]
+    out.append(buf, _job_id_at(buf, created, jid) - buf)
 
 
 cdef void _string(string &out, object text) except *:
@@ -123,6 +150,18 @@ cdef void _string(string &out, object text) except *:
             out.push_back(c'"')
             return
     _raw(out, _dumps(text))
+
+
+cdef inline uint64_t _token(object token) except? 0:
+    """A lease token as a C int; ValueError (the twin's) unless 0 <= token < 2**64."""
+    if PyLong_CheckExact(token):
+        try:
+            return PyLong_AsUnsignedLongLong(token)
+        except OverflowError:
+            pass
+    elif 0 <= token <= _TOKEN_MAX:
+        return <uint64_t>token
+    raise ValueError("claimed(): a lease token is not a 64-bit unsigned int")
 
 
 cdef bytes _backoff(dict cache, object ms):
@@ -192,6 +231,8 @@ cdef class Wire:
         if len(tokens) != n or len(deadlines) != n:
             raise ValueError("claimed(): jobs, tokens and deadlines differ in length")
         cdef string out
+        cdef char *p
+        cdef size_t at = 1, need
         cdef char until[40]
         cdef int until_len = 0
         cdef int64_t until_ms = 0, deadline
@@ -200,13 +241,16 @@ cdef class Wire:
         cdef unsigned char sha[32]
         cdef Py_ssize_t i, k
         cdef int64_t created, jid, attempt, max_attempts, priority, jtype, tenant
+        cdef int64_t last_jtype = -1, last_tenant = -1
+        cdef uint64_t token
         cdef dict names = self._names
         cdef int64_t last_attempt = 0
         cdef bint have_attempt = False
         cdef bytes backoff = b""
-        cdef bytes payload, hashed
-        out.reserve(n * 420 + 2)
-        out.push_back(c'[')
+        cdef bytes payload, hashed, type_json = b"", tenant_json = b""
+        cdef bytes project = b"", correlation = b"", key = b"", run = b""
+        out.resize(n * 420 + 2)
+        out[0] = c'['
         for i in range(n):
             job = jobs[i]
             if type(job) is Job:
@@ -234,59 +278,77 @@ cdef class Wire:
                 until_len = self._rfc3339(until, deadline)
                 until_ms = deadline
                 have_until = True
+            token = _token(tokens[i])
+            # a batch mostly shares its job type and tenant: their JSON is looked up once
+            if jtype != last_jtype:
+                type_json = _encoded(names, type_names[jtype])
+                last_jtype = jtype
+            if tenant != last_tenant:
+                tenant_json = _encoded(names, tenant_names[tenant])
+                last_tenant = tenant
+            if meta:
+                project = _dumps(meta.project)
+                correlation = _dumps(meta.correlation_id)
+                key = _dumps(meta.idempotency_key)
+                run = _dumps(meta.run_id)
+            if not have_attempt or attempt != last_attempt:  # mostly one attempt per claim
+                backoff = _backoff(self._seconds, ceiling(attempt))
+                last_attempt = attempt
+                have_attempt = True
+            # room for this job at most: its literals and numbers (512 bytes), and
+            # what it holds
+            need = (512 + len(payload) + len(type_json) + len(tenant_json) + len(backoff)
+                    + (len(project) + len(correlation) + len(key) + len(run) if meta else 0))
+            if at + need + 1 > out.size():
+                out.resize(2 * (at + need + 1))
+            p = &out[0] + at
             if i:
-                out.push_back(c',')
-            out.append(b'{"jobId":"')
-            _job_id(out, <uint64_t>created, <uint64_t>jid)
-            out.append(b'","leaseId":"')
-            token = tokens[i]
-            if not 0 <= token <= _TOKEN_MAX:
-                raise ValueError("claimed(): a lease token is not a 64-bit unsigned int")
-            _hex(out, <uint64_t>token, 16)
-            out.append(b'","leaseUntil":"')
-            out.append(until, until_len)
-            out.append(b'","attempt":')
-            _int(out, attempt)
-            out.append(b',"maxAttempts":')
-            _int(out, max_attempts)
-            out.append(b',"jobType":')
-            _raw(out, _encoded(names, type_names[jtype]))
-            out.append(b',"priority":')
-            _int(out, priority)
-            out.append(b',"tenant":')
-            _raw(out, _encoded(names, tenant_names[tenant]))
+                p[0] = c','
+                p += 1
+            p = _put(p, b'{"jobId":"', 10)
+            p = _job_id_at(p, <uint64_t>created, <uint64_t>jid)
+            p = _put(p, b'","leaseId":"', 13)
+            p = _hex_at(p, token, 16)
+            p = _put(p, b'","leaseUntil":"', 16)
+            p = _put(p, until, until_len)
+            p = _put(p, b'","attempt":', 12)
+            p = _int_at(p, attempt)
+            p = _put(p, b',"maxAttempts":', 15)
+            p = _int_at(p, max_attempts)
+            p = _put(p, b',"jobType":', 11)
+            p = _put_bytes(p, type_json)
+            p = _put(p, b',"priority":', 12)
+            p = _int_at(p, priority)
+            p = _put(p, b',"tenant":', 10)
+            p = _put_bytes(p, tenant_json)
             if not meta:
-                out.append(b',"project":null,"correlationId":null,"idempotencyKey":null'
-                           b',"runId":null')
+                p = _put(p, b',"project":null,"correlationId":null,"idempotencyKey":null,"runId":null', 71)
             else:
-                out.append(b',"project":')
-                _raw(out, _dumps(meta.project))
-                out.append(b',"correlationId":')
-                _raw(out, _dumps(meta.correlation_id))
-                out.append(b',"idempotencyKey":')
-                _raw(out, _dumps(meta.idempotency_key))
-                out.append(b',"runId":')
-                _raw(out, _dumps(meta.run_id))
-            out.append(b',"payload":')
-            _raw(out, payload)
-            out.append(b',"payloadDigest":"sha256:')
+                p = _put(p, b',"project":', 11)
+                p = _put_bytes(p, project)
+                p = _put(p, b',"correlationId":', 17)
+                p = _put_bytes(p, correlation)
+                p = _put(p, b',"idempotencyKey":', 18)
+                p = _put_bytes(p, key)
+                p = _put(p, b',"runId":', 9)
+                p = _put_bytes(p, run)
+            p = _put(p, b',"payload":', 11)
+            p = _put_bytes(p, payload)
+            p = _put(p, b',"payloadDigest":"sha256:', 25)
             digest = sha
             if not broker_sha256(<unsigned char *>PyBytes_AS_STRING(payload),
                                  PyBytes_GET_SIZE(payload), sha):
                 hashed = _sha256(payload).digest()
                 digest = <unsigned char *>PyBytes_AS_STRING(hashed)
             for k in range(32):
-                out.push_back(_HEX[digest[k] >> 4])
-                out.push_back(_HEX[digest[k] & 0xF])
-            out.append(b'","retryHint":{"backoffSeconds":')
-            if not have_attempt or attempt != last_attempt:  # mostly one attempt per claim
-                backoff = _backoff(self._seconds, ceiling(attempt))
-                last_attempt = attempt
-                have_attempt = True
-            _raw(out, backoff)
-            out.append(b'}}')
-        out.push_back(c']')
-        return PyBytes_FromStringAndSize(out.data(), out.size())
+                p[2 * k] = _HEX[digest[k] >> 4]
+                p[2 * k + 1] = _HEX[digest[k] & 0xF]
+            p = _put(p + 64, b'","retryHint":{"backoffSeconds":', 32)
+            p = _put_bytes(p, backoff)
+            p = _put(p, b'}}', 2)
+            at = p - &out[0]
+        out[at] = c']'
+        return PyBytes_FromStringAndSize(out.data(), at + 1)
 
     def plain_successes(self, list results):
         cdef list jids = []

@@ -335,3 +335,22 @@ def test_ack_results_with_shared_reply_objects() -> None:
     replies = [done, done, lost, done, lost, lost, AckReply("accepted", 2), done]
     job_ids = [f"id-{i}" for i in range(len(replies))]
     assert NATIVE.ack_results(job_ids, replies, NAMES) == TWIN.ack_results(job_ids, replies, NAMES)
+
+
+@given(
+    st.lists(st.integers(0, 70_000), min_size=1, max_size=6),
+    st.builds(JobMeta, *[st.text(min_size=0, max_size=600)] * 5),
+)
+def test_claimed_jobs_past_the_first_buffer_are_the_same_bytes(
+    sizes: list[int], meta: JobMeta
+) -> None:
+    """Payloads and meta far bigger than the buffer a claim starts with."""
+    grants = [((i, 0, 0, 5, 5, 1_000 + i, orjson.dumps("x" * size), meta if i % 2 else None, 1),
+               i + 1, 5_000) for i, size in enumerate(sizes)]  # fmt: skip
+    tokens = [g[1] for g in grants]
+    deadlines = [g[2] for g in grants]
+    names = (["t0"], ["tenant"])
+    twin_jobs = [make(twin_record, g[0]) for g in grants]
+    out = TWIN.claimed(twin_jobs, tokens, deadlines, *names, ceiling)
+    native_jobs = [make(compiled_record, g[0]) for g in grants]
+    assert NATIVE.claimed(native_jobs, tokens, deadlines, *names, ceiling) == out
