@@ -413,7 +413,7 @@ class Engine:
             tokens = self.leases.grant_many(jids, wid, deadline)
             deadlines = [deadline] * len(jids)
         else:
-            tokens, deadlines = self._grant_job_leases(now, granted, wid)
+            tokens, deadlines = self._grant_job_leases(now, granted, jids, wid)
         for job in granted:
             job.state = S.LEASED
             job.attempt += 1
@@ -819,8 +819,14 @@ class Engine:
         if problems:
             raise ValidationFailed("invalid job submission", details=problems)
 
-    def _grant_job_leases(self, now: int, jobs: list[Job], wid: int) -> tuple[list[int], list[int]]:
+    def _grant_job_leases(
+        self, now: int, jobs: list[Job], jids: list[int], wid: int
+    ) -> tuple[list[int], list[int]]:
         """Lease each job for its own default duration (a claim without leaseSeconds)."""
+        lease_ms = jobs[0].lease_ms
+        if all(job.lease_ms == lease_ms for job in jobs):  # mostly: one default for all
+            deadline = now + lease_ms
+            return self.leases.grant_many(jids, wid, deadline), [deadline] * len(jobs)
         tokens = [0] * len(jobs)
         deadlines = [0] * len(jobs)
         groups: dict[int, list[int]] = {}

@@ -99,6 +99,18 @@ def test_claim_orders_by_priority_then_submission(engine: Engine) -> None:
     assert grant.deadlines == [1000] * 5
 
 
+def test_a_claim_without_a_lease_gives_each_job_its_own(engine: Engine) -> None:
+    five = submit(engine, 2, lease_ms=5_000)
+    nine = submit(engine, 1, lease_ms=9_000)
+    grant, _ = engine.claim(100, T, "w", ["scan"], 10, None)
+    assert [j.jid for j in grant.jobs] == five + nine
+    assert grant.deadlines == [5_100, 5_100, 9_100] and len(set(grant.tokens)) == 3
+    again = submit(engine, 3, lease_ms=7_000)  # one default for the whole claim
+    grant, _ = engine.claim(200, T, "w", ["scan"], 10, None)
+    assert [j.jid for j in grant.jobs] == again and grant.deadlines == [7_200] * 3
+    assert [engine.leases.deadline_of(jid) for jid in again] == [7_200] * 3
+
+
 def test_claim_respects_max_types_and_tenant(engine: Engine) -> None:
     submit(engine, 3)
     submit(engine, 2, job_type="other")
