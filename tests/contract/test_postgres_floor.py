@@ -9,27 +9,12 @@ lists it as a straggler in its own flush.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
-
-import asyncpg
 import orjson
-import pytest
 
 from broker import states
 from broker.store import FlushBatch, LimitRow
 from broker.store.postgres import PostgresLedger
 from tests.contract.test_ledger import POSTGRES, finished, job, leased, transition
-
-
-@pytest.fixture
-async def schema() -> AsyncIterator[str]:
-    name = f"floor_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(POSTGRES)
-    await conn.execute(f'CREATE SCHEMA "{name}"')
-    yield name
-    await conn.execute(f'DROP SCHEMA "{name}" CASCADE')
-    await conn.close()
 
 
 async def look(ledger: PostgresLedger) -> tuple[int, list[int], list[int]]:

@@ -4,25 +4,12 @@ is replaced, and closing the ledger during a flush neither hangs nor loses it.""
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
-import pytest
 
 from broker.store import FlushBatch
 from broker.store.postgres import PostgresLedger
 from tests.contract.test_ledger import POSTGRES, job
-
-
-@pytest.fixture
-async def schema() -> AsyncIterator[str]:
-    name = f"writer_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(POSTGRES)
-    await conn.execute(f'CREATE SCHEMA "{name}"')
-    yield name
-    await conn.execute(f'DROP SCHEMA "{name}" CASCADE')
-    await conn.close()
 
 
 async def jobs_in(schema: str) -> list[int]:
