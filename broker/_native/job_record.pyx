@@ -51,3 +51,50 @@ cdef class Job:
 
     def __repr__(self):
         return f"Job(jid={self.jid}, state={self.state}, attempt={self.attempt})"
+
+    # -- batches: one call per claim or ack instead of a Python loop over its jobs;
+    # a record that is not compiled (a twin's) goes through its attributes ----------
+    @staticmethod
+    def all_in(list jobs, int32_t tenant, int8_t state):
+        for job in jobs:
+            if type(job) is Job:
+                if (<Job>job).tenant != tenant or (<Job>job).state != state:
+                    return False
+            elif job is None or job.tenant != tenant or job.state != state:
+                return False
+        return True
+
+    @staticmethod
+    def lease_many(list jobs, int8_t state):
+        for job in jobs:
+            if type(job) is Job:
+                if (<Job>job).attempt == 32767:
+                    raise OverflowError("value too large to convert to int16_t")
+                (<Job>job).state = state
+                (<Job>job).attempt += 1
+            else:
+                job.state = state
+                job.attempt += 1
+
+    @staticmethod
+    def finish_many(list jobs, list tokens, int8_t state, str status):
+        if len(tokens) != len(jobs):
+            raise ValueError("jobs and tokens differ in length")
+        cdef list described = []
+        cdef Py_ssize_t i
+        for i in range(len(jobs)):
+            job = jobs[i]
+            token = tokens[i]
+            if type(job) is Job:
+                (<Job>job).state = state
+                (<Job>job).last_token = token
+                (<Job>job).last_status = status
+                if (<Job>job).meta is not None:
+                    described.append(job)
+            else:
+                job.state = state
+                job.last_token = token
+                job.last_status = status
+                if job.meta is not None:
+                    described.append(job)
+        return described

@@ -62,3 +62,33 @@ class Job:
 
     def __repr__(self) -> str:
         return f"Job(jid={self.jid}, state={self.state}, attempt={self.attempt})"
+
+    # -- batches: what the engine does to every job of a claim or an ack -------------
+    @staticmethod
+    def all_in(jobs: list[Job | None], tenant: int, state: int) -> bool:
+        """Whether every one is a job (not None) of ``tenant`` in ``state``."""
+        return all(
+            job is not None and job.tenant == tenant and job.state == state for job in jobs
+        )
+
+    @staticmethod
+    def lease_many(jobs: list[Job], state: int) -> None:
+        """Each one goes to ``state`` (leased) for its next attempt."""
+        for job in jobs:
+            job.state = state
+            job.attempt += 1
+
+    @staticmethod
+    def finish_many(jobs: list[Job], tokens: list[int], state: int, status: str) -> list[Job]:
+        """Each one's attempt ``tokens[i]`` ended in ``state`` with ``status``; returns
+        the ones with meta (they have more to settle: keys, runs)."""
+        if len(tokens) != len(jobs):
+            raise ValueError("jobs and tokens differ in length")
+        described = []
+        for job, token in zip(jobs, tokens, strict=True):
+            job.state = state
+            job.last_token = token
+            job.last_status = status
+            if job.meta is not None:
+                described.append(job)
+        return described

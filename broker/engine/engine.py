@@ -414,9 +414,7 @@ class Engine:
             deadlines = [deadline] * len(jids)
         else:
             tokens, deadlines = self._grant_job_leases(now, granted, jids, wid)
-        for job in granted:
-            job.state = S.LEASED
-            job.attempt += 1
+        self.make_job.lease_many(granted, S.LEASED)
         counts = self.state_counts
         counts[S.READY] -= len(jids)
         counts[S.LEASED] += len(jids)
@@ -493,30 +491,21 @@ class Engine:
         tid = self.tenants.find(tenant)
         jobs = self.jobs
         found = jobs.get_many(jids)
-        for job in found:
-            if job is None or job.tenant != tid or job.state != S.LEASED:
-                # someone else's job, a repeat or a stale lease: the general path sorts it out
-                items = [
-                    AckItem(jid, token, "succeeded", output=None if outputs is None else out)
-                    for jid, token, out in zip(
-                        jids, tokens, outputs or [None] * len(jids), strict=True
-                    )
-                ]
-                return self._ack_items(now, tenant, items)
+        if not self.make_job.all_in(found, tid, S.LEASED):
+            # someone else's job, a repeat or a stale lease: the general path sorts it out
+            items = [
+                AckItem(jid, token, "succeeded", output=None if outputs is None else out)
+                for jid, token, out in zip(jids, tokens, outputs or [None] * len(jids), strict=True)
+            ]
+            return self._ack_items(now, tenant, items)
         released = self.leases.release_many(jids, tokens)
         if not all(released):
             return self._complete_some(now, tid, jids, tokens, outputs, released)
-        # the hot path: every lease was live; no per-job function call below
+        # the hot path: every lease was live; no per-job Python below
         n = len(jids)
         done: list[Job] = found  # all found, checked above
         jobs.pop_many(jids)
-        described: list[Job] = []
-        for job, token in zip(done, tokens, strict=True):
-            job.state = S.SUCCEEDED
-            job.last_token = token
-            job.last_status = "succeeded"
-            if job.meta is not None:
-                described.append(job)
+        described = self.make_job.finish_many(done, list(tokens), S.SUCCEEDED, "succeeded")
         self._recent.add_many(jids, done)
         for job in described:
             self._after_finish(now, job, S.LEASED)
