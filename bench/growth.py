@@ -92,8 +92,8 @@ def repeated_figures(depths: list[int], repeat: int) -> list[dict[str, float]]:
     return [
         {
             "queued": queued,
-            "bytes_per_job": statistics.median(r["bytes_per_job"] for r in found),
-            "us_per_job": statistics.median(r["us_per_job"] for r in found),
+            "bytes_per_job": round(statistics.median(r["bytes_per_job"] for r in found), 1),
+            "us_per_job": round(statistics.median(r["us_per_job"] for r in found), 3),
             "us_per_job_quiet": min(r["us_per_job_quiet"] for r in found),
             "us_per_job_min": min(r["us_per_job_min"] for r in found),
         }
