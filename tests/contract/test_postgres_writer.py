@@ -8,7 +8,7 @@ import asyncio
 import asyncpg
 
 from broker.store import FlushBatch
-from broker.store.postgres import PostgresLedger
+from broker.store.postgres import PostgresLedger, _lost
 from tests.contract.test_ledger import POSTGRES, job
 
 
@@ -34,7 +34,11 @@ async def test_a_flush_after_the_server_closed_the_kept_connection_is_written(sc
             assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
         finally:
             await admin.close()
-        await asyncio.sleep(0.2)  # the client reads the server's goodbye
+        for _ in range(500):  # until the client has read the server's goodbye (a flush
+            if _lost(kept):  # before that fails once, and the flusher retries it)
+                break
+            await asyncio.sleep(0.01)
+        assert _lost(kept)
         await ledger.apply(FlushBatch(inserts=[job(2)]))  # no error: a fresh connection
         assert ledger._writer is not None and ledger._writer.get_server_pid() != pid
     finally:
