@@ -146,7 +146,8 @@ cdef class CopyCodec:
         cdef long long low = PyLong_AsLongLongAndOverflow(floor, &overflow)
         revived = []
         cdef Out out
-        # a drained job's row is about 170 bytes: most batches never grow the buffer
+        # a drained job's row is 166 bytes (worker "worker-1", no output): most
+        # batches never grow the buffer
         out.capacity = _HEADER_LEN + n * 192 + 2
         out.data = <char*>PyMem_Malloc(out.capacity)
         if out.data == NULL:

@@ -67,9 +67,7 @@ class Job:
     @staticmethod
     def all_in(jobs: list[Job | None], tenant: int, state: int) -> bool:
         """Whether every one is a job (not None) of ``tenant`` in ``state``."""
-        return all(
-            job is not None and job.tenant == tenant and job.state == state for job in jobs
-        )
+        return all(job is not None and job.tenant == tenant and job.state == state for job in jobs)
 
     @staticmethod
     def lease_many(jobs: list[Job], state: int) -> None:

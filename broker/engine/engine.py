@@ -449,9 +449,9 @@ class Engine:
         jobs = self.jobs
         deadlines = [now + ms for ms in extend_ms]
         # one kernel call per distinct deadline (usually one for the whole batch)
+        found = jobs.get_many(jids)
         groups: dict[int, list[int]] = {}
-        for i, jid in enumerate(jids):
-            job = jobs.get(jid)
+        for i, job in enumerate(found):
             if job is not None and job.tenant == tid:
                 groups.setdefault(deadlines[i], []).append(i)
         ok = [False] * len(jids)
@@ -470,7 +470,7 @@ class Engine:
             return replies, []
         record = Extended(
             now,
-            [jids[i] for i in kept],
+            [found[i] for i in kept],
             [tokens[i] for i in kept],
             [deadlines[i] for i in kept],
             [progress[i] if progress is not None else None for i in kept],
@@ -505,7 +505,8 @@ class Engine:
         n = len(jids)
         done: list[Job] = found  # all found, checked above
         jobs.pop_many(jids)
-        described = self.make_job.finish_many(done, list(tokens), S.SUCCEEDED, "succeeded")
+        tokens = list(tokens)  # the kernel's and the record's column
+        described = self.make_job.finish_many(done, tokens, S.SUCCEEDED, "succeeded")
         self._recent.add_many(jids, done)
         for job in described:
             self._after_finish(now, job, S.LEASED)
@@ -518,7 +519,7 @@ class Engine:
         fin = Finished(
             now,
             done,
-            list(tokens),
+            tokens,
             ["succeeded"] * n,
             [S.SUCCEEDED] * n,
             [0] * n,

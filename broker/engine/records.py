@@ -33,10 +33,11 @@ class Leased(NamedTuple):
 
 
 class Extended(NamedTuple):
-    """Heartbeats that moved lease deadlines; ``progress[i]`` is opaque JSON bytes or None."""
+    """Heartbeats that moved lease deadlines of ``jobs``; ``progress[i]`` is opaque JSON
+    bytes or None."""
 
     at: int
-    jids: list[int]
+    jobs: list[Job]
     tokens: list[int]
     deadlines: list[int]
     progress: list[bytes | None]

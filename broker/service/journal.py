@@ -59,25 +59,11 @@ class Journal:
                 for job in record.jobs:
                     self._new[job.jid] = job
             elif isinstance(record, Extended):
-                self._extended(record)
+                log.extended(record.at, record.jobs, record.tokens, record.deadlines)
             elif isinstance(record, Changed):
                 log.changed(record.at, record.jobs, record.state, record.reason)
             else:
                 self._operator(record)
-
-    def _extended(self, record: Extended) -> None:
-        """Heartbeats, of the jobs the engine still has."""
-        found = [
-            (job, token, deadline)
-            for job, token, deadline in zip(
-                map(self.engine.jobs.get, record.jids), record.tokens, record.deadlines,
-                strict=True,
-            )
-            if job is not None
-        ]  # fmt: skip
-        if found:
-            jobs, tokens, deadlines = (list(column) for column in zip(*found, strict=True))
-            self._log.extended(record.at, jobs, tokens, deadlines)
 
     def _operator(self, record: Record) -> None:
         """Records that are not about jobs: runs, audit entries, limits."""
@@ -131,17 +117,12 @@ class Journal:
     def _snapshot(self, job: Job) -> JobRow:
         engine = self.engine
         state = job.state
-        jid = job.jid
-        if state == LEASED:
-            leases = engine.leases
-            token = leases.token_of(jid)
-            worker: str | None = engine.workers.name(leases.worker_of(jid))
-            deadline = leases.deadline_of(jid)
+        if state in (LEASED, PENDING):
+            due, token, worker, deadline = self._live(job.jid, state)
         else:
-            token, worker, deadline = 0, None, 0
-        due = engine.timers.due_of(jid) if state == PENDING else 0
+            due, token, worker, deadline = 0, 0, None, 0
         return JobRow(
-            jid,
+            job.jid,
             engine.tenants.name(job.tenant),
             engine.job_types.name(job.jtype),
             job.priority,
@@ -153,7 +134,7 @@ class Journal:
             job.not_before,
             job.payload,
             encode_meta(job.meta),
-            max(due, 0),
+            due,
             token,
             worker,
             deadline,

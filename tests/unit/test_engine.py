@@ -160,7 +160,7 @@ def test_heartbeat_extends_and_reports_lost(engine: Engine) -> None:
         900, T, [jid, jid, 12345], [token, token + 99, 1], [1_000] * 3
     )
     assert [r.deadline for r in replies] == [1_900, -1, -1]
-    assert record.jids == [jid]
+    assert [j.jid for j in record.jobs] == [jid]
     assert engine.expire_leases(1_500) == []
     other, records = engine.heartbeat(901, "tenant-b", [jid], [token], [1_000])
     assert other[0].deadline == -1 and records == []

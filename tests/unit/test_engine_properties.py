@@ -196,7 +196,7 @@ def describe(records: list[Any]) -> list[tuple[Any, ...]]:
                 ("Finished", r.at, [j.jid for j in r.jobs], r.tokens, r.statuses, r.states, r.due)
             )
         else:
-            out.append(("Extended", r.at, r.jids, r.tokens, r.deadlines))
+            out.append(("Extended", r.at, [j.jid for j in r.jobs], r.tokens, r.deadlines))
     return out
 
 
