@@ -8,6 +8,7 @@ cdef extern from * nogil:
     #include <cstdint>
     #include <utility>
     #include <vector>
+    #include "prefetch.h"
     #include "table_alloc.h"
     #include "table_home.h"
 
@@ -62,7 +63,7 @@ cdef extern from * nogil:
         }
 
         // Start loading the slot where a lookup of ``job`` begins.
-        void prefetch(int64_t job) const { __builtin_prefetch(&slots_[home(job)]); }
+        void prefetch(int64_t job) const { broker_prefetch(&slots_[home(job)]); }
 
         // A fresh value slot for ``job``, which must be absent and >= 0.
         V* insert(int64_t job) {

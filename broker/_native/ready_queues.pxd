@@ -34,15 +34,8 @@ cdef extern from *:
 
 # Lookups in the job table are cache misses on big structures; a slot needed a
 # few steps later is fetched ahead so the misses overlap.
-cdef extern from *:
-    """
-    #if defined(__GNUC__) || defined(__clang__)
-    #define rq_prefetch(p) __builtin_prefetch(p)
-    #else
-    #define rq_prefetch(p) ((void)(p))
-    #endif
-    """
-    void rq_prefetch(const void *p) noexcept nogil
+cdef extern from "prefetch.h":
+    void broker_prefetch(const void *p) noexcept nogil
 
 cdef enum:
     PRIORITIES = 10

@@ -146,7 +146,7 @@ cdef inline Slot *_jt_find(const JobTable *table, int64_t job) noexcept:
 
 cdef inline void _jt_prefetch(const JobTable *table, int64_t job) noexcept:
     if table.slots != NULL:
-        rq_prefetch(&table.slots[_home(table, job)])
+        broker_prefetch(&table.slots[_home(table, job)])
 
 
 cdef inline void _jt_prefetch_item(const JobTable *table, object fast, Py_ssize_t i) noexcept:
