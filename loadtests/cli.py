@@ -23,9 +23,13 @@ from .latency import latency, wakeup
 from .limits import limits
 from .steady import steady
 from .tenants import tenants
+from .versus import check_harness, versus
 
 RESULTS = Path(__file__).parent / "results"
 PLOT_BATCHES = (1, 10, 100, 1000)
+#: the harness's peers that ``versus`` runs by default: the fastest durable one
+#: (graphile-worker), the fastest in memory (beanstalkd), and two more
+PEERS = ("graphile_worker", "beanstalkd", "nats_jetstream", "pgqueuer")
 Scenario = Callable[[BrokerProcess], Coroutine[Any, Any, Result]]
 
 
@@ -51,6 +55,13 @@ def _batch(text: str) -> int:
     if not 1 <= value <= 1000:
         raise argparse.ArgumentTypeError("maxJobs is 1..1000")
     return value
+
+
+def _names(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("a comma-separated list of names")
+    return names
 
 
 def _share(text: str) -> float:
@@ -125,8 +136,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--payload-bytes", type=_positive, default=64 * 1024, help="encoded payload size"
     )
 
-    for p in sub.choices.values():
-        p.add_argument("--store", help="store URL (default: SQLite in a temp dir)")
+    p = add("versus", help="the broker against peer job queues, rounds interleaved")
+    p.add_argument("--peers-dir", type=Path, required=True, help="a set-up copy of ../shared/peers")
+    p.add_argument("--peers", type=_names, default=list(PEERS), help="harness peer names")
+    p.add_argument("--stores", type=_names, default=["sqlite"], help="sqlite and/or store URLs")
+    p.add_argument("--rounds", type=_positive, default=3)
+    p.add_argument("--jobs", type=_positive, default=20_000, help="per contender and round")
+    p.add_argument("--workers", type=_positive, default=4)
+    p.add_argument("--batch", type=_batch, default=100)
+
+    for name, p in sub.choices.items():
+        if name != "versus":  # which takes --stores
+            p.add_argument("--store", help="store URL (default: SQLite in a temp dir)")
         p.add_argument("--out", type=Path, default=RESULTS, help=f"(default {RESULTS})")
     return parser
 
@@ -193,7 +214,14 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
     args = build_parser().parse_args(argv)
     _raise_fd_limit()
     plot = getattr(args, "plot", False)
-    if args.scenario == "burn-down" and (plot or args.batches):
+    if args.scenario == "versus":
+        check_harness(args.peers_dir)
+        stores = [None if store == "sqlite" else store for store in args.stores]
+        burn = partial(_burn, args.jobs, args.workers, args.batch)
+        result = versus(
+            args.peers_dir, args.peers, stores, args.jobs, args.rounds, lambda s: run(s, burn)
+        )
+    elif args.scenario == "burn-down" and (plot or args.batches):
         runs = []
         for batch in args.batches or PLOT_BATCHES:
             print(f"burn-down, batch {batch}", file=sys.stderr)
