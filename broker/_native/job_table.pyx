@@ -19,7 +19,7 @@ from .lease_table cimport JOB_MAP_NONE
 
 
 cdef enum:
-    AHEAD = 8  # how many lookups ahead a batch prefetches table slots
+    AHEAD = 16  # how many lookups ahead a batch prefetches table slots
 
 
 @cython.auto_pickle(False)

@@ -48,7 +48,7 @@ cdef enum:
     LINEAR_DEDUP = 16      # pop_many dedups up to this many types by scanning
     MAX_LANE = 0x80000000  # a lane's capacity is a uint32_t power of two
     EMPTY_SLOT = -1
-    AHEAD = 8              # how many jobs ahead a batch prefetches table slots
+    AHEAD = 16             # how many jobs ahead a batch prefetches table slots
     TABLE_MIN = 16         # first capacity of the job table
 
 
