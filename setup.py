@@ -23,6 +23,7 @@ KERNELS = [
     "wire",
     "copy_codec",
     "attempt_log",
+    "sqlite_writer",
 ]
 
 
@@ -35,12 +36,23 @@ def openssl_header() -> bool:
     return any(os.path.exists(os.path.join(root, "openssl", "sha.h")) for root in roots)
 
 
+def sqlite_header() -> bool:
+    """The SQLite writer kernel links libsqlite3 and needs its header
+    (libsqlite3-dev); without it the kernel is not built and the twin, which
+    writes through the sqlite3 module, is used (loudly, as any missing kernel)."""
+    import sysconfig
+
+    roots = ["/usr/include", "/usr/local/include", sysconfig.get_paths()["include"]]
+    return any(os.path.exists(os.path.join(root, "sqlite3.h")) for root in roots)
+
+
 def native_extensions() -> list:
     if NO_EXTENSIONS:
         return []
     from Cython.Build import cythonize
 
     openssl = openssl_header()
+    kernels = KERNELS if sqlite_header() else [k for k in KERNELS if k != "sqlite_writer"]
     extensions = [
         Extension(
             f"broker._native.{name}",
@@ -49,9 +61,10 @@ def native_extensions() -> list:
             extra_compile_args=["-O2", "-std=c++17", "-Wno-deprecated-declarations"],
             include_dirs=["broker/_native"],
             define_macros=[("BROKER_OPENSSL", "1")] if openssl and name == "wire" else [],
-            libraries=["crypto"] if openssl and name == "wire" else [],
+            libraries=(["crypto"] if openssl and name == "wire" else [])
+            + (["sqlite3"] if name == "sqlite_writer" else []),
         )
-        for name in KERNELS
+        for name in kernels
     ]
     # binding=False: methods are plain C method descriptors, not Cython function
     # objects; a call skips the function object's own dispatch (about 85 fewer

@@ -27,6 +27,7 @@ from .job_record_py import Job as Job
 from .job_table_py import JobTable as JobTable
 from .lease_table_py import LeaseTable as LeaseTable
 from .ready_queues_py import ReadyQueues as ReadyQueues
+from .sqlite_writer_py import SqliteWriter as SqliteWriter
 from .timer_index_py import TimerIndex as TimerIndex
 from .token_buckets_py import TokenBuckets as TokenBuckets
 from .wire_py import Wire as Wire
@@ -46,6 +47,7 @@ KERNELS: dict[str, str] = {
     "wire": "Wire",
     "copy_codec": "CopyCodec",
     "attempt_log": "AttemptLog",
+    "sqlite_writer": "SqliteWriter",
 }
 
 NO_EXTENSIONS = os.environ.get("BROKER_NO_EXTENSIONS", "") not in ("", "0")
@@ -101,6 +103,7 @@ __all__ = [
     "JobTable",
     "LeaseTable",
     "ReadyQueues",
+    "SqliteWriter",
     "TimerIndex",
     "TokenBuckets",
     "Wire",

@@ -1,8 +1,11 @@
 """The embedded ledger: SQLite in WAL mode, driven from one worker thread.
 
 Every call runs on a dedicated thread so the event loop never blocks on disk.
-A flush is one transaction (``BEGIN IMMEDIATE`` … ``COMMIT``) of two prepared
-``executemany`` inserts: new jobs and history rows. Nothing is updated in
+A flush is one transaction (``BEGIN IMMEDIATE`` … ``COMMIT``) of prepared
+inserts, mostly new jobs and history rows, written by the ``SqliteWriter``
+kernel on a connection of its own (the compiled one binds and commits with
+the GIL released; reads and upkeep use the sqlite3 module's connection).
+Nothing is updated in
 place on the hot path (an UPDATE rewrites the whole row, payload included);
 ``compact`` folds history into the jobs table in bounded steps instead.
 ``synchronous=FULL`` by default: a commit that was answered survives a power
@@ -15,10 +18,10 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from itertools import chain
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .._native import SqliteWriter
 from . import queries
 from .base import PROGRESS_EVERY, Ledger, Progress
 from .rows import (
@@ -36,44 +39,8 @@ from .rows import (
     read_run_history,
 )
 
-# Binding a parameter that is not exactly int, float or str sends the sqlite3
-# module down its adaptation path, which for None and bytes ends in failed
-# attribute lookups costing about as much as the rest of the row. An adapter
-# registered for them is found at once; it returns the value as it is, so what
-# is stored does not change. (The registry is the sqlite3 module's, process-wide;
-# identity adapters change nothing for anyone else either.)
-sqlite3.register_adapter(type(None), lambda value: value)
-sqlite3.register_adapter(bytes, lambda value: value)
-
 _Q = queries.load("broker.store.sql.sqlite", "queries.sql")
 _SCHEMA = queries.load("broker.store.sql.sqlite", "schema.sql")["schema"]
-
-# Rows per multi-row INSERT. One statement step per row (executemany) cost a quarter
-# more CPU per row than one step per 32 rows (docs/performance.md, session 5); far
-# longer statements gained nothing more.
-ROWS_PER_INSERT = 32
-
-
-def _multi_row(statement: str, rows: int) -> str:
-    """A one-row ``INSERT … VALUES (?, …)`` of the query files, taking ``rows`` rows:
-    its placeholder group repeated (no value is ever put into the SQL)."""
-    head, _, group = statement.rpartition("VALUES")
-    return f"{head}VALUES {', '.join([group.strip()] * rows)}"
-
-
-_INSERT_JOBS = _multi_row(_Q["insert_job"], ROWS_PER_INSERT)
-_APPEND_HISTORY = _multi_row(_Q["append_history"], ROWS_PER_INSERT)
-
-
-def _insert(db: sqlite3.Connection, one: str, many: str, rows: Sequence[Sequence[Any]]) -> None:
-    """Insert ``rows`` in order: whole groups by ``many``, the rest one by one."""
-    whole = len(rows) - len(rows) % ROWS_PER_INSERT
-    for start in range(0, whole, ROWS_PER_INSERT):
-        db.execute(many, tuple(chain.from_iterable(rows[start : start + ROWS_PER_INSERT])))
-    if whole < len(rows):
-        # plain tuples: the sqlite3 module binds a tuple subclass item by item
-        # through the sequence protocol, a plain tuple directly
-        db.executemany(one, map(tuple, rows[whole:]))
 
 
 T = TypeVar("T")
@@ -87,6 +54,7 @@ class SqliteLedger(Ledger):
         self.url = f"sqlite:///{self.path}"
         self._synchronous = synchronous.upper()
         self._conn: sqlite3.Connection | None = None
+        self._writer: SqliteWriter | None = None
         self._executor: ThreadPoolExecutor | None = None
 
     # -- lifecycle ------------------------------------------------------------
@@ -109,8 +77,12 @@ class SqliteLedger(Ledger):
         conn.execute("PRAGMA busy_timeout=5000")
         conn.executescript(_SCHEMA)
         self._conn = conn
+        self._writer = SqliteWriter(str(self.path), self._synchronous)
 
     def _close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -130,28 +102,24 @@ class SqliteLedger(Ledger):
         await self._run(self._apply, batch)
 
     def _apply(self, batch: FlushBatch) -> None:
-        db = self._db()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            if batch.inserts:
-                _insert(db, _Q["insert_job"], _INSERT_JOBS, batch.inserts)
-            if batch.history:
-                _insert(db, _Q["append_history"], _APPEND_HISTORY, batch.history)
-            if batch.runs:
-                db.executemany(_Q["upsert_run"], batch.runs)
-            if batch.members:
-                db.executemany(_Q["insert_member"], batch.members)
-            if batch.audit:
-                db.executemany(_Q["append_audit"], batch.audit)
-            for limit in batch.limits:
-                if limit.config is None:
-                    db.execute(_Q["delete_limit"], limit[:3])
-                else:
-                    db.execute(_Q["upsert_limit"], limit)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        if self._writer is None:
+            raise RuntimeError("ledger is not open")
+        steps: list[tuple[str, Sequence[Sequence[Any]]]] = []
+        for query, rows in (
+            ("insert_job", batch.inserts),
+            ("append_history", batch.history),
+            ("upsert_run", batch.runs),
+            ("insert_member", batch.members),
+            ("append_audit", batch.audit),
+        ):
+            if rows:
+                steps.append((_Q[query], rows))
+        for limit in batch.limits:  # in order: a delete and a later upsert of one limit
+            if limit.config is None:
+                steps.append((_Q["delete_limit"], [limit[:3]]))
+            else:
+                steps.append((_Q["upsert_limit"], [limit]))
+        self._writer.write(steps)
 
     async def compact(self, limit: int) -> int:
         return await self._run(self._compact, limit)
