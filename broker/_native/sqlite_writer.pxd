@@ -52,7 +52,8 @@ cdef struct Value:
 
 
 cdef struct Run:
-    sqlite3_stmt *stmt
+    sqlite3_stmt *stmt  # one row per step
+    sqlite3_stmt *many  # ROWS_PER_INSERT rows per step, or NULL (not a plain INSERT)
     size_t rows
     int width
 
@@ -60,7 +61,7 @@ cdef struct Run:
 # the decorators (final, no pickling) are in sqlite_writer.pyx
 cdef class SqliteWriter:
     cdef sqlite3_db *_db
-    cdef dict _index  # SQL text -> position in _stmts
+    cdef dict _index  # SQL text -> (its statement, its multi-row statement or NULL) in _stmts
     cdef vector[sqlite3_stmt *] _stmts
     cdef bint _busy
     cdef int _errcode
@@ -68,7 +69,8 @@ cdef class SqliteWriter:
 
     cdef void _release(self) noexcept
     cdef int _exec(self, const char *sql) except -1
-    cdef sqlite3_stmt *_statement(self, str sql) except NULL
+    cdef int _statements(self, str sql, Run *run) except -1
+    cdef sqlite3_stmt *_prepare(self, str sql) except NULL
     cdef int _gather(
         self, str sql, rows, vector[Run] *runs, vector[Value] *values, string *buffer
     ) except -1

@@ -12,7 +12,10 @@ bound, stepped and committed with the GIL released, on a connection opened
 without SQLite's mutex (``SQLITE_OPEN_NOMUTEX``): the writer is used from one
 thread at a time, which a guard enforces.
 
-Prepared statements are kept per SQL text for the writer's life.
+Prepared statements are kept per SQL text for the writer's life; a plain
+``INSERT … VALUES (?, …)`` also gets a 32-row form, as in the twin: one step
+per row made SQLite open the table's and its indexes' cursors for every row,
+which cost a job insert 3.9 µs against 1.6 (docs/performance.md, session 8).
 """
 
 cimport cython
@@ -33,7 +36,10 @@ import sqlite3
 cdef extern from "Python.h":
     const char *PyUnicode_AsUTF8AndSize(object text, Py_ssize_t *size) except NULL
 
-from .sqlite_writer_py import BUSY_TIMEOUT_MS, SYNCHRONOUS
+from .sqlite_writer_py import BUSY_TIMEOUT_MS, SYNCHRONOUS, _multi_row
+from .sqlite_writer_py import ROWS_PER_INSERT as _ROWS_PER_INSERT
+
+cdef size_t ROWS_PER_INSERT = _ROWS_PER_INSERT
 
 # SQLite takes a string or blob length as an int
 cdef Py_ssize_t MAX_LENGTH = 0x7FFFFFFF
@@ -93,11 +99,28 @@ cdef class SqliteWriter:
             self._raise()
         return 0
 
-    cdef sqlite3_stmt *_statement(self, str sql) except NULL:
-        """The prepared statement of ``sql``, prepared on first use."""
+    cdef int _statements(self, str sql, Run *run) except -1:
+        """Point ``run`` at the prepared statements of ``sql`` (prepared on first use):
+        one row per step, and for a plain INSERT … VALUES (?, …) ROWS_PER_INSERT rows
+        per step (its placeholder group repeated), which saves SQLite opening the
+        table's and its indexes' cursors for every row."""
         found = self._index.get(sql)
-        if found is not None:
-            return self._stmts[<size_t>found]
+        if found is None:
+            single = self._stmts.size()
+            self._stmts.push_back(self._prepare(sql))
+            many = -1
+            plan = _multi_row(sql)
+            if plan is not None:
+                many = self._stmts.size()
+                self._stmts.push_back(self._prepare(plan[0]))
+            found = self._index[sql] = (single, many)
+        run.stmt = self._stmts[<size_t>found[0]]
+        run.many = NULL
+        if found[1] >= 0:
+            run.many = self._stmts[<size_t>found[1]]
+        return 0
+
+    cdef sqlite3_stmt *_prepare(self, str sql) except NULL:
         cdef bytes text = sql.encode()
         cdef const char *tail = NULL
         cdef sqlite3_stmt *stmt = NULL
@@ -110,8 +133,6 @@ cdef class SqliteWriter:
         if tail[strspn(tail, b" \t\r\n;")] != 0:
             sqlite3_finalize(stmt)
             raise sqlite3.ProgrammingError("You can only execute one statement at a time.")
-        self._stmts.push_back(stmt)
-        self._index[sql] = self._stmts.size() - 1
         return stmt
 
     def write(self, steps):
@@ -142,7 +163,7 @@ cdef class SqliteWriter:
         row's sequence protocol, an object's buffer)."""
         cdef Run run
         cdef Py_ssize_t j, n
-        run.stmt = self._statement(sql)
+        self._statements(sql, &run)
         run.width = sqlite3_bind_parameter_count(run.stmt)
         run.rows = 0
         for row in rows:
@@ -170,19 +191,28 @@ cdef class SqliteWriter:
         if sqlite3_exec(self._db, b"BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK:
             return self._remember_error()
         for r in range(runs.size()):
-            stmt = runs[r].stmt
-            for row in range(runs[r].rows):
-                for column in range(runs[r].width):
-                    rc = _bind(stmt, column + 1, values[v], buffer)
-                    v += 1
-                    if rc != SQLITE_OK:
+            row = 0
+            stmt = runs[r].many
+            if stmt != NULL:
+                while runs[r].rows - row >= ROWS_PER_INSERT:
+                    for column in range(ROWS_PER_INSERT * runs[r].width):
+                        if _bind(stmt, column + 1, values[v], buffer) != SQLITE_OK:
+                            return self._abandon(stmt)
+                        v += 1
+                    if _step(stmt) != SQLITE_DONE:
                         return self._abandon(stmt)
-                rc = sqlite3_step(stmt)
-                while rc == SQLITE_ROW:
-                    rc = sqlite3_step(stmt)
-                if rc != SQLITE_DONE:
+                    sqlite3_reset(stmt)
+                    row += ROWS_PER_INSERT
+            stmt = runs[r].stmt
+            while row < runs[r].rows:
+                for column in range(runs[r].width):
+                    if _bind(stmt, column + 1, values[v], buffer) != SQLITE_OK:
+                        return self._abandon(stmt)
+                    v += 1
+                if _step(stmt) != SQLITE_DONE:
                     return self._abandon(stmt)
                 sqlite3_reset(stmt)
+                row += 1
         if sqlite3_exec(self._db, b"COMMIT", NULL, NULL, NULL) != SQLITE_OK:
             return self._abandon(NULL)
         return SQLITE_OK
@@ -206,6 +236,14 @@ cdef class SqliteWriter:
         if self._errcode & 0xFF == SQLITE_CONSTRAINT:
             raise sqlite3.IntegrityError(message)
         raise sqlite3.OperationalError(message)
+
+
+cdef inline int _step(sqlite3_stmt *stmt) noexcept nogil:
+    """Run a statement to its end: SQLITE_DONE, or the failure's code."""
+    cdef int rc = sqlite3_step(stmt)
+    while rc == SQLITE_ROW:
+        rc = sqlite3_step(stmt)
+    return rc
 
 
 cdef inline int _bind(sqlite3_stmt *stmt, int index, const Value &value, const string &buffer) noexcept nogil:
