@@ -148,6 +148,10 @@ def test_sqlite_failures_roll_back_and_keep_their_class(
     )
     two = f"{DELETE}; {DELETE}"
     assert pair([(two, [(1,)])]) == ("ProgrammingError", "ProgrammingError")
+    # inside a 32-row step (the compiled writer's and the twin's multi-row INSERT)
+    clash = [(k, k, k, k, k) for k in range(100, 140)]
+    clash[20] = (110, 0, 0, 0, 0)
+    assert pair([(UPSERT, [("y", 1)]), (INSERT, clash)]) == ("IntegrityError", "IntegrityError")
     assert pair([(INSERT, [(4, 4, 4, 4, 4)])]) == ("ok", "ok")  # still usable after all that
 
 
