@@ -52,7 +52,11 @@ def native_extensions() -> list:
     from Cython.Build import cythonize
 
     openssl = openssl_header()
-    kernels = KERNELS if sqlite_header() else [k for k in KERNELS if k != "sqlite_writer"]
+    kernels = KERNELS
+    if not sqlite_header():
+        print("setup.py: sqlite3.h not found (install libsqlite3-dev): the sqlite_writer "
+              "kernel is not built, the SQLite ledger writes through its pure-Python twin")
+        kernels = [k for k in KERNELS if k != "sqlite_writer"]
     extensions = [
         Extension(
             f"broker._native.{name}",

@@ -8,9 +8,30 @@ cdef extern from "sqlite3.h" nogil:
     ctypedef struct sqlite3_stmt
     enum:
         SQLITE_OK
+        SQLITE_ERROR
+        SQLITE_INTERNAL
+        SQLITE_PERM
+        SQLITE_ABORT
+        SQLITE_BUSY
+        SQLITE_LOCKED
+        SQLITE_NOMEM
+        SQLITE_READONLY
+        SQLITE_INTERRUPT
+        SQLITE_IOERR
+        SQLITE_CORRUPT
+        SQLITE_NOTFOUND
+        SQLITE_FULL
+        SQLITE_CANTOPEN
+        SQLITE_PROTOCOL
+        SQLITE_EMPTY
+        SQLITE_SCHEMA
+        SQLITE_TOOBIG
+        SQLITE_CONSTRAINT
+        SQLITE_MISMATCH
+        SQLITE_MISUSE
+        SQLITE_RANGE
         SQLITE_ROW
         SQLITE_DONE
-        SQLITE_CONSTRAINT
         SQLITE_OPEN_READWRITE
         SQLITE_OPEN_CREATE
         SQLITE_OPEN_NOMUTEX
@@ -33,6 +54,8 @@ cdef extern from "sqlite3.h" nogil:
     int sqlite3_get_autocommit(sqlite3_db *db)
     int sqlite3_extended_errcode(sqlite3_db *db)
     const char *sqlite3_errmsg(sqlite3_db *db)
+    const char *sqlite3_libversion()
+    int sqlite3_clear_bindings(sqlite3_stmt *stmt)
 
 
 cdef enum Kind:
@@ -51,32 +74,33 @@ cdef struct Value:
     size_t length
 
 
-cdef struct Run:
-    sqlite3_stmt *stmt  # one row per step
-    sqlite3_stmt *many  # ROWS_PER_INSERT rows per step, or NULL (not a plain INSERT)
-    size_t rows
-    int width
-
-
 # the decorators (final, no pickling) are in sqlite_writer.pyx
 cdef class SqliteWriter:
     cdef sqlite3_db *_db
-    cdef dict _index  # SQL text -> (its statement, its multi-row statement or NULL) in _stmts
+    cdef dict _index  # SQL text -> its statement's place in _stmts; (text, rows) -> the multi-row one's (-1: none)
     cdef vector[sqlite3_stmt *] _stmts
     cdef bint _busy
     cdef int _errcode
-    cdef string _errmsg
+    cdef char _errmsg[256]
 
     cdef void _release(self) noexcept
     cdef int _exec(self, const char *sql) except -1
-    cdef int _statements(self, str sql, Run *run) except -1
+    cdef int _step(self, str sql, rows) except -1
+    cdef sqlite3_stmt *_statement(self, str sql) except NULL
+    cdef sqlite3_stmt *_many(self, str sql, size_t width) except? NULL
     cdef sqlite3_stmt *_prepare(self, str sql) except NULL
-    cdef int _gather(
-        self, str sql, rows, vector[Run] *runs, vector[Value] *values, string *buffer
-    ) except -1
-    cdef int _apply(
-        self, const vector[Run] &runs, const vector[Value] &values, const string &buffer
+    cdef int _write_rows(
+        self,
+        sqlite3_stmt *single,
+        sqlite3_stmt *many,
+        size_t rows,
+        size_t width,
+        const vector[Value] &values,
+        const string &buffer,
     ) noexcept nogil
-    cdef int _abandon(self, sqlite3_stmt *stmt) noexcept nogil
+    cdef int _fail(self, sqlite3_stmt *stmt) noexcept nogil
+    cdef int _exec_nogil(self, const char *sql) noexcept nogil
+    cdef int _commit(self) noexcept nogil
+    cdef void _roll_back(self) noexcept nogil
     cdef int _remember_error(self) noexcept nogil
     cdef int _raise(self) except -1

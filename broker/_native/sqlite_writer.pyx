@@ -10,7 +10,12 @@ writes alone took 1.9 (docs/performance.md, session 8). Here a batch's values
 are first copied into C memory (with the GIL, a pass over the rows), then
 bound, stepped and committed with the GIL released, on a connection opened
 without SQLite's mutex (``SQLITE_OPEN_NOMUTEX``): the writer is used from one
-thread at a time, which a guard enforces.
+thread at a time, which a guard enforces. Steps run in order, each gathered
+then written, so a batch fails where and as the twin's does.
+
+The kernel links the system's libsqlite3; it refuses to load (and the twin is
+used) unless the sqlite3 module runs on that very copy: two copies of SQLite
+on one database file in one process can corrupt it.
 
 Prepared statements are kept per SQL text for the writer's life; a plain
 ``INSERT … VALUES (?, …)`` also gets a 32-row form, as in the twin: one step
@@ -21,28 +26,69 @@ which cost a job insert 3.9 µs against 1.6 (docs/performance.md, session 8).
 cimport cython
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_CheckBuffer, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_GET_SIZE
-from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_Check
-from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_Check
-from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_ITEM, PySequence_Fast_GET_SIZE
-from cpython.unicode cimport PyUnicode_Check
+from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_Check, PyFloat_CheckExact
+from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_Check, PyLong_CheckExact
+from cpython.tuple cimport PyTuple_Check, PyTuple_GET_ITEM, PyTuple_GET_SIZE
+from cpython.unicode cimport PyUnicode_Check, PyUnicode_CheckExact
 from libc.stdint cimport int64_t
-from libc.string cimport strspn
+from libc.string cimport strncpy, strspn
 from libcpp.string cimport string
 from libcpp.vector cimport vector
 
+import ctypes
 import os
 import sqlite3
+
+import _sqlite3
 
 cdef extern from "Python.h":
     const char *PyUnicode_AsUTF8AndSize(object text, Py_ssize_t *size) except NULL
 
-from .sqlite_writer_py import BUSY_TIMEOUT_MS, SYNCHRONOUS, _multi_row
+from .sqlite_writer_py import BUSY_TIMEOUT_MS, SYNCHRONOUS, _is_dml, _multi_row
 from .sqlite_writer_py import ROWS_PER_INSERT as _ROWS_PER_INSERT
 
 cdef size_t ROWS_PER_INSERT = _ROWS_PER_INSERT
 
 # SQLite takes a string or blob length as an int
 cdef Py_ssize_t MAX_LENGTH = 0x7FFFFFFF
+
+
+def _one_sqlite() -> bool:
+    """Whether the sqlite3 module and this kernel call the same copy of SQLite."""
+    try:
+        theirs = ctypes.CDLL(_sqlite3.__file__).sqlite3_libversion
+    except (OSError, AttributeError):  # not found, or not exported: a copy of its own
+        return False
+    return ctypes.cast(theirs, ctypes.c_void_p).value == <size_t><void *>sqlite3_libversion
+
+
+if not _one_sqlite():
+    raise ImportError(
+        "the sqlite3 module runs on a copy of SQLite of its own, not the system's "
+        "libsqlite3 this kernel links: two copies on one database file can corrupt it"
+    )
+
+
+def _error_class(int code):
+    """The sqlite3 module's exception class for an SQLite result code."""
+    primary = code & 0xFF
+    if primary in (SQLITE_INTERNAL, SQLITE_NOTFOUND):
+        return sqlite3.InternalError
+    if primary == SQLITE_NOMEM:
+        return MemoryError
+    if primary in (
+        SQLITE_ERROR, SQLITE_PERM, SQLITE_ABORT, SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY,
+        SQLITE_INTERRUPT, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_PROTOCOL,
+        SQLITE_EMPTY, SQLITE_SCHEMA,
+    ):
+        return sqlite3.OperationalError
+    if primary == SQLITE_TOOBIG:
+        return sqlite3.DataError
+    if primary in (SQLITE_CONSTRAINT, SQLITE_MISMATCH):
+        return sqlite3.IntegrityError
+    if primary in (SQLITE_MISUSE, SQLITE_RANGE):
+        return sqlite3.InterfaceError
+    return sqlite3.DatabaseError
 
 
 @cython.final
@@ -54,18 +100,21 @@ cdef class SqliteWriter:
         if self._db != NULL:
             raise RuntimeError("SqliteWriter is already open")
         cdef bytes name = os.fsencode(path)
+        if b"\0" in name:
+            raise ValueError("embedded null character in path")
         cdef sqlite3_db *db = NULL
         flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
-        if sqlite3_open_v2(name, &db, flags, NULL) != SQLITE_OK:
+        cdef int rc = sqlite3_open_v2(name, &db, flags, NULL)
+        if rc != SQLITE_OK:
             message = sqlite3_errmsg(db).decode() if db != NULL else "out of memory"
             sqlite3_close_v2(db)
-            raise sqlite3.OperationalError(message)
+            raise _error_class(rc)(message)
         self._db = db
         self._index = {}
+        sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS)  # first: the pragmas may wait on a lock
         try:
             self._exec(b"PRAGMA journal_mode=WAL")
             self._exec(f"PRAGMA synchronous={synchronous.upper()}".encode())
-            sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS)
         except BaseException:
             self.close()
             raise
@@ -99,26 +148,102 @@ cdef class SqliteWriter:
             self._raise()
         return 0
 
-    cdef int _statements(self, str sql, Run *run) except -1:
-        """Point ``run`` at the prepared statements of ``sql`` (prepared on first use):
-        one row per step, and for a plain INSERT … VALUES (?, …) ROWS_PER_INSERT rows
-        per step (its placeholder group repeated), which saves SQLite opening the
-        table's and its indexes' cursors for every row."""
-        found = self._index.get(sql)
-        if found is None:
-            single = self._stmts.size()
-            self._stmts.push_back(self._prepare(sql))
-            many = -1
-            plan = _multi_row(sql)
-            if plan is not None:
-                many = self._stmts.size()
-                self._stmts.push_back(self._prepare(plan[0]))
-            found = self._index[sql] = (single, many)
-        run.stmt = self._stmts[<size_t>found[0]]
-        run.many = NULL
-        if found[1] >= 0:
-            run.many = self._stmts[<size_t>found[1]]
+    def write(self, steps):
+        """Run every step's statement once per row, all in one transaction."""
+        if self._db == NULL:
+            raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+        if self._busy:
+            raise RuntimeError("SqliteWriter is writing in another thread")
+        cdef int rc
+        self._busy = True
+        try:
+            with nogil:
+                rc = self._exec_nogil(b"BEGIN IMMEDIATE")
+            if rc != SQLITE_OK:
+                self._raise()
+            try:
+                for sql, rows in steps:
+                    self._step(sql, rows)
+                with nogil:
+                    rc = self._commit()
+                if rc != SQLITE_OK:
+                    self._raise()
+            except BaseException:
+                with nogil:
+                    self._roll_back()
+                raise
+        finally:
+            self._busy = False
+
+    cdef int _step(self, str sql, rows) except -1:
+        """One step: its values copied into C memory (Python code may run here: a
+        row's iteration, an object's adapter or buffer), then written without the GIL."""
+        cdef vector[Value] values
+        cdef string buffer
+        cdef size_t count = 0, width = 0
+        cdef int rc
+        cdef sqlite3_stmt *single = NULL
+        cdef sqlite3_stmt *many = NULL
+        cdef Py_ssize_t j, n
+        for row in rows:
+            if count == 0:  # a step without rows prepares nothing, as in the twin
+                single = self._statement(sql)
+                width = sqlite3_bind_parameter_count(single)
+            if not PyTuple_Check(row):
+                row = tuple(row)  # a snapshot: a list could change while it is read
+            n = PyTuple_GET_SIZE(row)
+            if <size_t>n != width:
+                raise sqlite3.ProgrammingError(
+                    f"Incorrect number of bindings supplied. The current statement uses "
+                    f"{width}, and there are {n} supplied."
+                )
+            for j in range(n):
+                values.push_back(_value(<object>PyTuple_GET_ITEM(row, j), j, &buffer))
+            count += 1
+        if count == 0:
+            return 0
+        if count >= ROWS_PER_INSERT:
+            many = self._many(sql, width)
+        with nogil:
+            rc = self._write_rows(single, many, count, width, values, buffer)
+        if rc != SQLITE_OK:
+            self._raise()
         return 0
+
+    cdef sqlite3_stmt *_statement(self, str sql) except NULL:
+        """The prepared one-row statement of ``sql``, prepared on first use."""
+        found = self._index.get(sql)
+        if found is not None:
+            return self._stmts[<size_t>found]
+        stmt = self._prepare(sql)
+        if not _is_dml(sql):  # what the sqlite3 module's executemany refuses, once prepared
+            sqlite3_finalize(stmt)
+            raise sqlite3.ProgrammingError("executemany() can only execute DML statements.")
+        self._stmts.push_back(stmt)
+        self._index[sql] = self._stmts.size() - 1
+        return stmt
+
+    cdef sqlite3_stmt *_many(self, str sql, size_t width) except? NULL:
+        """The ROWS_PER_INSERT-row statement of a plain INSERT … VALUES (?, …) (its
+        placeholder group repeated), prepared on first use, or NULL when ``sql`` is
+        not one: one step per row made SQLite open the table's and its indexes'
+        cursors for every row."""
+        key = (sql, ROWS_PER_INSERT)
+        found = self._index.get(key)
+        if found is None:
+            plan = _multi_row(sql)
+            found = -1
+            if plan is not None and plan[1] == width:
+                stmt = self._prepare(plan[0])
+                if <size_t>sqlite3_bind_parameter_count(stmt) == ROWS_PER_INSERT * width:
+                    self._stmts.push_back(stmt)
+                    found = self._stmts.size() - 1
+                else:
+                    sqlite3_finalize(stmt)
+            self._index[key] = found
+        if found < 0:
+            return NULL
+        return self._stmts[<size_t>found]
 
     cdef sqlite3_stmt *_prepare(self, str sql) except NULL:
         cdef bytes text = sql.encode()
@@ -135,110 +260,78 @@ cdef class SqliteWriter:
             raise sqlite3.ProgrammingError("You can only execute one statement at a time.")
         return stmt
 
-    def write(self, steps):
-        """Run every step's statement once per row, all in one transaction."""
-        if self._db == NULL:
-            raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
-        if self._busy:
-            raise RuntimeError("SqliteWriter is writing in another thread")
-        cdef vector[Run] runs
-        cdef vector[Value] values
-        cdef string buffer
-        cdef int rc
-        self._busy = True
-        try:
-            for sql, rows in steps:
-                self._gather(sql, rows, &runs, &values, &buffer)
-            with nogil:
-                rc = self._apply(runs, values, buffer)
-            if rc != SQLITE_OK:
-                self._raise()
-        finally:
-            self._busy = False
-
-    cdef int _gather(
-        self, str sql, rows, vector[Run] *runs, vector[Value] *values, string *buffer
-    ) except -1:
-        """Copy one step's values into C memory (Python code may run here: a
-        row's sequence protocol, an object's buffer)."""
-        cdef Run run
-        cdef Py_ssize_t j, n
-        self._statements(sql, &run)
-        run.width = sqlite3_bind_parameter_count(run.stmt)
-        run.rows = 0
-        for row in rows:
-            fast = PySequence_Fast(row, "a row must be a sequence")
-            n = PySequence_Fast_GET_SIZE(fast)
-            if n != run.width:
-                raise sqlite3.ProgrammingError(
-                    f"Incorrect number of bindings supplied. The current statement uses "
-                    f"{run.width}, and there are {n} supplied."
-                )
-            for j in range(n):
-                values.push_back(_value(<object>PySequence_Fast_GET_ITEM(fast, j), j, buffer))
-            run.rows += 1
-        runs.push_back(run)
-        return 0
-
-    cdef int _apply(
-        self, const vector[Run] &runs, const vector[Value] &values, const string &buffer
+    cdef int _write_rows(
+        self,
+        sqlite3_stmt *single,
+        sqlite3_stmt *many,
+        size_t rows,
+        size_t width,
+        const vector[Value] &values,
+        const string &buffer,
     ) noexcept nogil:
-        """BEGIN IMMEDIATE, every row of every run, COMMIT: SQLITE_OK, or the
-        failure's code with the transaction rolled back and its message kept."""
-        cdef size_t r, row, v = 0
-        cdef int column, rc
-        cdef sqlite3_stmt *stmt
-        if sqlite3_exec(self._db, b"BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK:
-            return self._remember_error()
-        for r in range(runs.size()):
-            row = 0
-            stmt = runs[r].many
-            if stmt != NULL:
-                while runs[r].rows - row >= ROWS_PER_INSERT:
-                    for column in range(ROWS_PER_INSERT * runs[r].width):
-                        if _bind(stmt, column + 1, values[v], buffer) != SQLITE_OK:
-                            return self._abandon(stmt)
-                        v += 1
-                    if _step(stmt) != SQLITE_DONE:
-                        return self._abandon(stmt)
-                    sqlite3_reset(stmt)
-                    row += ROWS_PER_INSERT
-            stmt = runs[r].stmt
-            while row < runs[r].rows:
-                for column in range(runs[r].width):
-                    if _bind(stmt, column + 1, values[v], buffer) != SQLITE_OK:
-                        return self._abandon(stmt)
+        """Bind and run every row (whole groups through ``many`` when given):
+        SQLITE_OK, or the failure's code with its message kept."""
+        cdef size_t row = 0, v = 0, column
+        cdef sqlite3_stmt *stmt = many
+        cdef int rc = SQLITE_OK
+        if many != NULL:
+            while rows - row >= ROWS_PER_INSERT:
+                for column in range(ROWS_PER_INSERT * width):
+                    if _bind(stmt, <int>column + 1, values[v], buffer) != SQLITE_OK:
+                        return self._fail(stmt)
                     v += 1
-                if _step(stmt) != SQLITE_DONE:
-                    return self._abandon(stmt)
+                if _run(stmt) != SQLITE_DONE:
+                    return self._fail(stmt)
                 sqlite3_reset(stmt)
-                row += 1
-        if sqlite3_exec(self._db, b"COMMIT", NULL, NULL, NULL) != SQLITE_OK:
-            return self._abandon(NULL)
+                row += ROWS_PER_INSERT
+            sqlite3_clear_bindings(stmt)  # no pointer into the batch's buffer outlives it
+        stmt = single
+        while row < rows:
+            for column in range(width):
+                if _bind(stmt, <int>column + 1, values[v], buffer) != SQLITE_OK:
+                    return self._fail(stmt)
+                v += 1
+            if _run(stmt) != SQLITE_DONE:
+                return self._fail(stmt)
+            sqlite3_reset(stmt)
+            row += 1
+        sqlite3_clear_bindings(stmt)
         return SQLITE_OK
 
-    cdef int _abandon(self, sqlite3_stmt *stmt) noexcept nogil:
-        """Keep the failure, reset ``stmt``, roll back what the batch did."""
+    cdef int _fail(self, sqlite3_stmt *stmt) noexcept nogil:
+        """Keep the failure's code and message, then reset ``stmt``."""
         cdef int rc = self._remember_error()
-        if stmt != NULL:
-            sqlite3_reset(stmt)
+        sqlite3_reset(stmt)
+        sqlite3_clear_bindings(stmt)
+        return rc
+
+    cdef int _exec_nogil(self, const char *sql) noexcept nogil:
+        if sqlite3_exec(self._db, sql, NULL, NULL, NULL) != SQLITE_OK:
+            return self._remember_error()
+        return SQLITE_OK
+
+    cdef int _commit(self) noexcept nogil:
+        if sqlite3_get_autocommit(self._db):  # the transaction ended before the batch did
+            self._errcode = SQLITE_ERROR
+            strncpy(self._errmsg, b"the batch's transaction ended before its COMMIT", 255)
+            return SQLITE_ERROR
+        return self._exec_nogil(b"COMMIT")
+
+    cdef void _roll_back(self) noexcept nogil:
         if not sqlite3_get_autocommit(self._db):
             sqlite3_exec(self._db, b"ROLLBACK", NULL, NULL, NULL)
-        return rc
 
     cdef int _remember_error(self) noexcept nogil:
         self._errcode = sqlite3_extended_errcode(self._db)
-        self._errmsg = string(sqlite3_errmsg(self._db))
-        return self._errcode if self._errcode != SQLITE_OK else -1
+        strncpy(self._errmsg, sqlite3_errmsg(self._db), 255)
+        self._errmsg[255] = 0
+        return self._errcode if self._errcode != SQLITE_OK else SQLITE_ERROR
 
     cdef int _raise(self) except -1:
-        message = self._errmsg.decode("utf-8", "replace")
-        if self._errcode & 0xFF == SQLITE_CONSTRAINT:
-            raise sqlite3.IntegrityError(message)
-        raise sqlite3.OperationalError(message)
+        raise _error_class(self._errcode)((<bytes>self._errmsg).decode("utf-8", "replace"))
 
 
-cdef inline int _step(sqlite3_stmt *stmt) noexcept nogil:
+cdef inline int _run(sqlite3_stmt *stmt) noexcept nogil:
     """Run a statement to its end: SQLITE_DONE, or the failure's code."""
     cdef int rc = sqlite3_step(stmt)
     while rc == SQLITE_ROW:
@@ -260,8 +353,20 @@ cdef inline int _bind(sqlite3_stmt *stmt, int index, const Value &value, const s
 
 
 cdef Value _value(object item, Py_ssize_t j, string *buffer) except *:
-    """One Python value as a bindable C value (text and bytes copied to ``buffer``)."""
+    """One Python value as a bindable C value (text and bytes copied to ``buffer``).
+
+    As the sqlite3 module does, a value of any type but exactly None, int, float,
+    str or bytes goes through its adapters (``sqlite3.register_adapter``,
+    ``__conform__``) first."""
     cdef Value value
+    if not (
+        item is None
+        or PyLong_CheckExact(item)
+        or PyUnicode_CheckExact(item)
+        or PyBytes_CheckExact(item)
+        or PyFloat_CheckExact(item)
+    ):
+        item = sqlite3.adapt(item, sqlite3.PrepareProtocol, item)
     cdef int overflow = 0
     cdef Py_ssize_t size = 0
     cdef const char *data
@@ -280,10 +385,14 @@ cdef Value _value(object item, Py_ssize_t j, string *buffer) except *:
     elif PyUnicode_Check(item):
         value.kind = TEXT
         data = PyUnicode_AsUTF8AndSize(item, &size)
+        if size > MAX_LENGTH:
+            raise OverflowError("string longer than INT_MAX bytes")
         value.offset = _append(buffer, data, size)
         value.length = size
     elif PyBytes_CheckExact(item):
         value.kind = BLOB
+        if PyBytes_GET_SIZE(item) > MAX_LENGTH:
+            raise OverflowError("BLOB longer than INT_MAX bytes")
         value.offset = _append(buffer, PyBytes_AS_STRING(item), PyBytes_GET_SIZE(item))
         value.length = PyBytes_GET_SIZE(item)
     elif PyFloat_Check(item):
@@ -293,6 +402,8 @@ cdef Value _value(object item, Py_ssize_t j, string *buffer) except *:
         value.kind = BLOB
         PyObject_GetBuffer(item, &view, PyBUF_SIMPLE)
         try:
+            if view.len > MAX_LENGTH:
+                raise OverflowError("BLOB longer than INT_MAX bytes")
             value.offset = _append(buffer, <const char *>view.buf, view.len)
             value.length = view.len
         finally:
@@ -304,9 +415,7 @@ cdef Value _value(object item, Py_ssize_t j, string *buffer) except *:
     return value
 
 
-cdef size_t _append(string *buffer, const char *data, Py_ssize_t size) except? 0:
-    if size > MAX_LENGTH:
-        raise sqlite3.DataError("string or blob too big")
+cdef inline size_t _append(string *buffer, const char *data, Py_ssize_t size) noexcept:
     cdef size_t offset = buffer.size()
     buffer.append(data, <size_t>size)
     return offset

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import threading
 from collections.abc import Sequence
 from itertools import chain
 from os import PathLike
@@ -50,6 +51,16 @@ _PLAIN_INSERT = re.compile(
 
 Step = tuple[str, Sequence[Sequence[Any]]]
 
+# what the sqlite3 module's executemany takes: a statement whose first word, after
+# blanks and comments, is one of these (Modules/_sqlite/statement.c)
+_DML = re.compile(
+    r"(?:\s|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$))*(insert|update|delete|replace)\b", re.I | re.S
+)
+
+
+def _is_dml(sql: str) -> bool:
+    return _DML.match(sql) is not None
+
 
 def _multi_row(sql: str) -> tuple[str, int] | None:
     """``sql`` taking ROWS_PER_INSERT rows (its placeholder group repeated) and the
@@ -62,27 +73,38 @@ def _multi_row(sql: str) -> tuple[str, int] | None:
 
 
 class SqliteWriter:
+    _conn: sqlite3.Connection | None = None
+
     def __init__(self, path: str | PathLike[str], synchronous: str = "FULL") -> None:
+        if not isinstance(synchronous, str):
+            raise TypeError("synchronous must be a str")
         if synchronous.upper() not in SYNCHRONOUS:
             raise ValueError("synchronous must be OFF, NORMAL, FULL or EXTRA")
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        if self._conn is not None:
+            raise RuntimeError("SqliteWriter is already open")
+        conn = sqlite3.connect(
+            path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        )
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
-            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         except BaseException:
             conn.close()
             raise
-        self._conn: sqlite3.Connection | None = conn
+        self._conn = conn
         self._many: dict[str, tuple[str, int] | None] = {}
-        self.busy = False  # a write is running (in some thread)
+        self._writing = threading.Lock()
+
+    @property
+    def busy(self) -> bool:
+        """A write is running (in some thread)."""
+        return self._writing.locked()
 
     def write(self, steps: Sequence[Step]) -> None:
         """Run every step's statement once per row, all in one transaction."""
         db = self._db()
-        if self.busy:
+        if not self._writing.acquire(blocking=False):
             raise RuntimeError("SqliteWriter is writing in another thread")
-        self.busy = True
         try:
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -94,7 +116,7 @@ class SqliteWriter:
                     db.execute("ROLLBACK")
                 raise
         finally:
-            self.busy = False
+            self._writing.release()
 
     def _run(self, db: sqlite3.Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if sql not in self._many:
@@ -105,8 +127,12 @@ class SqliteWriter:
             many, width = plan
             # rows run together: one short row and one long one would shift every
             # value after them instead of failing as a single row does
-            if any(len(row) != width for row in rows):
-                raise sqlite3.ProgrammingError(f"every row must have {width} values")
+            bad = next((row for row in rows if len(row) != width), None)
+            if bad is not None:
+                raise sqlite3.ProgrammingError(
+                    f"Incorrect number of bindings supplied. The current statement uses "
+                    f"{width}, and there are {len(bad)} supplied."
+                )
             whole = len(rows) - len(rows) % ROWS_PER_INSERT
             for start in range(0, whole, ROWS_PER_INSERT):
                 db.execute(many, tuple(chain.from_iterable(rows[start : start + ROWS_PER_INSERT])))
@@ -116,7 +142,7 @@ class SqliteWriter:
             db.executemany(sql, map(tuple, rows[whole:]))
 
     def close(self) -> None:
-        if self.busy:
+        if self._conn is not None and self.busy:
             raise RuntimeError("SqliteWriter is writing in another thread")
         if self._conn is not None:
             self._conn.close()

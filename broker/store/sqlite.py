@@ -72,12 +72,16 @@ class SqliteLedger(Ledger):
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={self._synchronous}")
-        conn.execute("PRAGMA busy_timeout=5000")
-        conn.executescript(_SCHEMA)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.executescript(_SCHEMA)
+            self._writer = SqliteWriter(str(self.path), self._synchronous)
+        except BaseException:
+            conn.close()
+            raise
         self._conn = conn
-        self._writer = SqliteWriter(str(self.path), self._synchronous)
 
     def _close(self) -> None:
         if self._writer is not None:

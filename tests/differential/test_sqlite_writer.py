@@ -4,6 +4,7 @@ other threads run while it waits on SQLite."""
 
 from __future__ import annotations
 
+import datetime
 import sqlite3
 import threading
 import time
@@ -44,7 +45,10 @@ def fresh(directory: Path, face: str) -> tuple[Writer, Path]:
 def dump(path: Path) -> list[tuple[Any, ...]]:
     conn = sqlite3.connect(path)
     try:
-        rows = conn.execute("SELECT 't', k, a, typeof(a), b, typeof(b), c, d FROM t ORDER BY k")
+        rows = conn.execute(
+            "SELECT 't', k, a, typeof(a), b, typeof(b), c, typeof(c), d, typeof(d)"
+            " FROM t ORDER BY k"
+        )
         found = rows.fetchall()
         found += conn.execute("SELECT 'u', name, n FROM u ORDER BY name").fetchall()
     finally:
@@ -208,3 +212,69 @@ def test_other_threads_run_while_it_waits_and_a_second_write_is_refused(
     assert [row[1] for row in dump(path)] == [7]
     blocker.close()
     writer.close()
+
+
+def test_only_dml_and_the_batch_stays_one_transaction(
+    pair: Callable[[Steps], tuple[str, str]],
+) -> None:
+    # a COMMIT among the steps would end the transaction midway: refused, nothing written
+    ending: Steps = [(INSERT, [(1, 1, 1, 1, 1)]), ("COMMIT", [()]), (INSERT, [(1, 0, 0, 0, 0)])]
+    assert pair(ending) == ("ProgrammingError", "ProgrammingError")
+    assert pair([("SELECT k FROM t WHERE k = ?", [(1,)])]) == ("ProgrammingError",) * 2
+    assert pair([("SELEC garbage", [(1,)])]) == ("OperationalError",) * 2
+    # a step without rows prepares nothing, its SQL unread
+    assert pair([("SELEC garbage", []), (INSERT, [(2, 2, 2, 2, 2)])]) == ("ok", "ok")
+
+
+def test_steps_fail_in_order_as_in_the_twin(pair: Callable[[Steps], tuple[str, str]]) -> None:
+    assert pair([(INSERT, [(1, 1, 1, 1, 1)])]) == ("ok", "ok")
+    # the first step's constraint fails before the second step's bad value is read
+    steps: Steps = [(INSERT, [(1, 0, 0, 0, 0)]), (INSERT, [(2, [2], 0, 0, 0)])]
+    assert pair(steps) == ("IntegrityError", "IntegrityError")
+    missing: Steps = [(INSERT, [(1, 0, 0, 0, 0)]), (INSERT.replace(" t ", " gone "), [(3,) * 5])]
+    assert pair(missing) == ("IntegrityError", "IntegrityError")
+    # datatype mismatch: text for an INTEGER PRIMARY KEY
+    assert pair([(INSERT, [("not a key", 0, 0, 0, 0)])]) == ("IntegrityError", "IntegrityError")
+
+
+class Conforming:
+    def __conform__(self, protocol: object) -> str:
+        return "conformed"
+
+
+def test_values_go_through_the_sqlite3_modules_adapters(
+    pair: Callable[[Steps], tuple[str, str]],
+) -> None:
+    rows = [(1, Conforming(), datetime.date(2026, 11, 28), memoryview(b"ab"), 1.0)]
+    assert pair([(INSERT, rows)]) == ("ok", "ok")
+
+
+@pytest.mark.parametrize("face", FACES)
+def test_refuses_what_it_cannot_open(tmp_path: Path, face: str) -> None:
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not a database file, not even close" * 100)
+    with pytest.raises(sqlite3.DatabaseError, match="not a database"):
+        FACES[face](str(garbage))
+    with pytest.raises(ValueError, match="null"):
+        FACES[face](str(tmp_path / "ledger.db\0.bak"))
+    with pytest.raises(TypeError):
+        FACES[face](str(tmp_path / "x.db"), 1)
+    writer, _ = fresh(tmp_path, face)
+    with pytest.raises(RuntimeError, match="already open"):
+        writer.__init__(str(tmp_path / "other.db"))
+    writer.close()
+
+
+@pytest.mark.parametrize("face", FACES)
+def test_opening_waits_for_a_lock_held_elsewhere(tmp_path: Path, face: str) -> None:
+    writer, path = fresh(tmp_path, face)
+    writer.close()
+    blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    blocker.execute("BEGIN EXCLUSIVE")
+    release = threading.Timer(0.3, lambda: blocker.execute("ROLLBACK"))
+    release.start()
+    try:
+        FACES[face](str(path)).close()  # within the 5 s busy timeout: no "database is locked"
+    finally:
+        release.join()
+        blocker.close()
