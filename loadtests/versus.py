@@ -49,6 +49,8 @@ def run_peer(peers_dir: Path, name: str, jobs: int, timeout_s: float = 900) -> R
         raise RuntimeError(f"peer {name}: unknown to the harness")
     if entry["error"] or not entry["all_ok"] or not entry["runs_detail"]:
         raise RuntimeError(f"peer {name}: {entry['error'] or 'did not handle every job'}")
+    if entry["n"] != jobs:  # the harness fixes N for some peers (arq_defaults: 500)
+        raise RuntimeError(f"peer {name}: the harness ran {entry['n']:,} jobs, not {jobs:,}")
     run = entry["runs_detail"][0]
     return {"enqueue": run["enqueue_jobs_per_s"], "drain": run["drain_jobs_per_s"]}
 
@@ -63,7 +65,7 @@ def versus(
     peer_round: Callable[[Path, str, int], Round] = run_peer,
 ) -> Result:
     """``rounds`` rounds of every peer, then a burn-down on each store (``burn``)."""
-    brokers = {f"broker ({store_name(store)})": store for store in stores}
+    brokers = broker_names(stores)
     seen: dict[str, list[Round]] = {name: [] for name in [*peers, *brokers]}
     for r in range(1, rounds + 1):
         for name in peers:
@@ -83,6 +85,19 @@ def versus(
             for kind in ("drain", "enqueue"):
                 figures[f"{name} / {peer} {kind}"] = same_round_ratio(seen[name], seen[peer], kind)
     return Result("versus", figures, rows=rows)
+
+
+def broker_names(stores: Sequence[str | None]) -> dict[str, str | None]:
+    """A contender's name per store: ``broker (sqlite)``, ``broker (postgresql)``, and
+    ``broker (postgresql 2)`` for a second store of the same kind."""
+    names: dict[str, str | None] = {}
+    for store in stores:
+        name, n = f"broker ({store_name(store)})", 1
+        while name in names:
+            n += 1
+            name = f"broker ({store_name(store)} {n})"
+        names[name] = store
+    return names
 
 
 def store_name(store: str | None) -> str:

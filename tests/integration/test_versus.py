@@ -2,8 +2,8 @@
 
 The peers' side goes through the anchors harness's command line; here a
 stand-in harness writes ``results/raw/peers.json`` in the harness's own shape
-(the fields ``run_peer`` reads: ``name``, ``error``, ``all_ok`` and the
-first of ``runs_detail``), so the parsing and the error paths are checked
+(the fields ``run_peer`` reads: ``name``, ``n``, ``error``, ``all_ok`` and
+the first of ``runs_detail``), so the parsing and the error paths are checked
 without the peers' servers. The real harness was run beside the broker for the
 figures in docs/performance.md.
 """
@@ -19,7 +19,7 @@ import pytest
 
 from loadtests.cli import main
 from loadtests.common import Result
-from loadtests.versus import check_harness, run_peer, same_round_ratio, versus
+from loadtests.versus import broker_names, check_harness, run_peer, same_round_ratio, versus
 
 FAKE_HARNESS = """
 import json, sys
@@ -31,11 +31,12 @@ if name == "broken":
 counter = Path("round-" + name)
 r = int(counter.read_text()) + 1 if counter.exists() else 1
 counter.write_text(str(r))
-drain = {"steady": 1000.0, "drifting": 1000.0 * r}.get(name, 0.0)
+drain = {"steady": 1000.0, "drifting": 1000.0 * r, "fixed": 1000.0}.get(name, 0.0)
 detail = {"enqueue_s": 1.0, "drain_s": n / drain if drain else 1.0,
           "processed": n if drain else 0, "remaining": 0, "ok": bool(drain),
           "enqueue_jobs_per_s": 2000.0, "drain_jobs_per_s": drain}
-entry = {"name": name, "error": None, "all_ok": bool(drain), "runs_detail": [detail]}
+n_run = 500 if name == "fixed" else n
+entry = {"name": name, "n": n_run, "error": None, "all_ok": bool(drain), "runs_detail": [detail]}
 raw = Path("results/raw"); raw.mkdir(parents=True, exist_ok=True)
 (raw / "peers.json").write_text(json.dumps({"bench": "peers", "peers": [entry]}))
 """
@@ -60,11 +61,22 @@ def test_run_peer_reports_a_failed_or_incomplete_peer(harness: Path) -> None:
         run_peer(harness, "broken", 500)
     with pytest.raises(RuntimeError, match="did not handle every job"):
         run_peer(harness, "lazy", 500)
+    with pytest.raises(RuntimeError, match="ran 500 jobs, not 700"):
+        run_peer(harness, "fixed", 700)  # a ratio needs the same N on both sides
 
 
 def test_a_directory_that_is_not_a_set_up_harness_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="setup.sh"):
         check_harness(tmp_path)
+
+
+def test_two_stores_of_one_kind_are_two_contenders() -> None:
+    names = broker_names([None, "postgresql://h/a", "postgresql://h/b"])
+    assert names == {
+        "broker (sqlite)": None,
+        "broker (postgresql)": "postgresql://h/a",
+        "broker (postgresql 2)": "postgresql://h/b",
+    }
 
 
 def test_ratios_pair_figures_of_the_same_round() -> None:
