@@ -1,16 +1,18 @@
 """Batches written to SQLite, one transaction each (pure-Python twin and
 specification of ``sqlite_writer.pyx``).
 
-The SQLite ledger's flush is one ``write``: a list of steps, each an SQL
-statement and the rows it runs with (once per row, in order), inside
-``BEGIN IMMEDIATE`` … ``COMMIT``. Any failure rolls the whole batch back and
-raises: ``sqlite3.ProgrammingError`` for a value that is not int, float, str,
-bytes or None or a row of the wrong length (as the sqlite3 module says it),
-``UnicodeEncodeError`` for a string with a lone surrogate, and SQLite's own
-failures as the sqlite3 module's classes (``IntegrityError`` for a
-constraint, ``OperationalError`` otherwise). The writer owns its connection
-(WAL mode, the given ``synchronous``, a 5 s busy timeout) and serves one
-thread at a time; the ledger's reads use a connection of their own.
+The SQLite ledger's flush is one ``write``: a list of steps, each a DML
+statement (INSERT, UPDATE, DELETE, REPLACE) and the rows it runs with (once
+per row, in order; a step without rows is skipped unread), inside ``BEGIN
+IMMEDIATE`` … ``COMMIT``. Any failure rolls the whole batch back and raises
+what the sqlite3 module raises: ``ProgrammingError`` for another kind of
+statement, a value it cannot bind (after its adapters) or a row of the wrong
+length, ``OverflowError`` for an int past 64 bits, ``UnicodeEncodeError`` for
+a string with a lone surrogate, and SQLite's own failures as its classes
+(``IntegrityError`` for a constraint, ``OperationalError`` for most others).
+The writer owns its connection (WAL mode, the given ``synchronous``, a 5 s
+busy timeout) and serves one thread at a time (a second one is refused); the
+ledger's reads use a connection of their own.
 
 Here the sqlite3 module does the work, as the ledger did before the compiled
 twin: a run of plain ``INSERT … VALUES (?, …)`` rows goes 32 rows to a
