@@ -98,6 +98,14 @@ cdef class SqliteWriter:
         const vector[Value] &values,
         const string &buffer,
     ) noexcept nogil
+    cdef int _execute(
+        self,
+        sqlite3_stmt *stmt,
+        size_t params,
+        const vector[Value] &values,
+        size_t *next_value,
+        const string &buffer,
+    ) noexcept nogil
     cdef int _fail(self, sqlite3_stmt *stmt) noexcept nogil
     cdef int _exec_nogil(self, const char *sql) noexcept nogil
     cdef int _commit(self) noexcept nogil

@@ -271,31 +271,36 @@ cdef class SqliteWriter:
     ) noexcept nogil:
         """Bind and run every row (whole groups through ``many`` when given):
         SQLITE_OK, or the failure's code with its message kept."""
-        cdef size_t row = 0, v = 0, column
-        cdef sqlite3_stmt *stmt = many
+        cdef size_t row = 0, v = 0
         cdef int rc = SQLITE_OK
         if many != NULL:
-            while rows - row >= ROWS_PER_INSERT:
-                for column in range(ROWS_PER_INSERT * width):
-                    if _bind(stmt, <int>column + 1, values[v], buffer) != SQLITE_OK:
-                        return self._fail(stmt)
-                    v += 1
-                if _run(stmt) != SQLITE_DONE:
-                    return self._fail(stmt)
-                sqlite3_reset(stmt)
+            while rc == SQLITE_OK and rows - row >= ROWS_PER_INSERT:
+                rc = self._execute(many, ROWS_PER_INSERT * width, values, &v, buffer)
                 row += ROWS_PER_INSERT
-            sqlite3_clear_bindings(stmt)  # no pointer into the batch's buffer outlives it
-        stmt = single
-        while row < rows:
-            for column in range(width):
-                if _bind(stmt, <int>column + 1, values[v], buffer) != SQLITE_OK:
-                    return self._fail(stmt)
-                v += 1
-            if _run(stmt) != SQLITE_DONE:
-                return self._fail(stmt)
-            sqlite3_reset(stmt)
+            sqlite3_clear_bindings(many)  # no pointer into the batch's buffer outlives it
+        while rc == SQLITE_OK and row < rows:
+            rc = self._execute(single, width, values, &v, buffer)
             row += 1
-        sqlite3_clear_bindings(stmt)
+        sqlite3_clear_bindings(single)
+        return rc
+
+    cdef int _execute(
+        self,
+        sqlite3_stmt *stmt,
+        size_t params,
+        const vector[Value] &values,
+        size_t *next_value,
+        const string &buffer,
+    ) noexcept nogil:
+        """Bind ``params`` values from ``values[*next_value]`` on, run ``stmt``, reset it."""
+        cdef size_t column
+        for column in range(params):
+            if _bind(stmt, <int>column + 1, values[next_value[0]], buffer) != SQLITE_OK:
+                return self._fail(stmt)
+            next_value[0] += 1
+        if _run(stmt) != SQLITE_DONE:
+            return self._fail(stmt)
+        sqlite3_reset(stmt)
         return SQLITE_OK
 
     cdef int _fail(self, sqlite3_stmt *stmt) noexcept nogil:
